@@ -3,7 +3,7 @@
  * ktapwrap - run test programs in the guest, nest their TAP output in one
  * KTAP stream and fail every test during which the kernel logged a report.
  *
- * Usage: ktapwrap [-k] [-t SECONDS] [-a ARGS] NAME=PROGRAM [NAME=PROGRAM ...]
+ * Usage: ktapwrap [-k] [-x] [-t SECONDS] [-a ARGS] NAME=PROGRAM [NAME=PROGRAM ...]
  *
  * Each PROGRAM is run with its stdout on a pipe (stderr joins it).  Its lines
  * are forwarded indented by two spaces (a KTAP subtest).  Whenever a test
@@ -25,6 +25,9 @@
  * With -k, kmemleak is scanned after every program (leaks then count against
  * that program) and once more at the end.  With -a, the words of ARGS are
  * passed to every program (kselftest_harness.h filters such as "-f fixture").
+ * With -x, the first failure ends the run: the failing program is killed and
+ * the programs after it are reported as skipped (a mutant is killed once one
+ * test fails; no need to wait for the rest).
  *
  * The last line is "ktapwrap: N passed, N failed, N skipped".
  */
@@ -82,6 +85,7 @@ static const char *const report_substrings[] = {
 
 static int kmsg_fd = -1;
 static bool scan_kmemleak;
+static bool fail_fast;		/* -x: stop at the first failure */
 static unsigned int passed, failed, skipped;
 static unsigned int top_index;
 static char *prog_args[32];	/* -a ARGS, split at blanks */
@@ -366,6 +370,11 @@ static void run_program(const char *name, const char *path, int timeout)
 				t_fail++;
 		}
 		fflush(stdout);
+		if (fail_fast && t_fail) {
+			printf("  # ktapwrap: -x: stopping at the first failure\n");
+			kill(-child, SIGKILL);
+			break;
+		}
 	}
 	if (alarm(0) == 0 && time(NULL) - start >= timeout)
 		timed_out = true;
@@ -439,7 +448,7 @@ int main(int argc, char **argv)
 {
 	int timeout = 300, opt, i;
 
-	while ((opt = getopt(argc, argv, "kt:a:")) != -1) {
+	while ((opt = getopt(argc, argv, "kt:a:x")) != -1) {
 		switch (opt) {
 		case 'a': {
 			char *word = strtok(optarg, " \t");
@@ -452,12 +461,15 @@ int main(int argc, char **argv)
 		case 'k':
 			scan_kmemleak = true;
 			break;
+		case 'x':
+			fail_fast = true;
+			break;
 		case 't':
 			timeout = atoi(optarg);
 			break;
 		default:
 			fprintf(stderr,
-				"usage: %s [-k] [-t SECONDS] [-a ARGS] NAME=PROGRAM...\n",
+				"usage: %s [-k] [-x] [-t SECONDS] [-a ARGS] NAME=PROGRAM...\n",
 				argv[0]);
 			return 2;
 		}
@@ -481,7 +493,13 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		*eq = '\0';
-		run_program(name, eq + 1, timeout);
+		if (fail_fast && failed) {
+			printf("ok %u %s # SKIP not run (-x)\n", ++top_index,
+			       name);
+			skipped++;
+		} else {
+			run_program(name, eq + 1, timeout);
+		}
 		free(name);
 	}
 	if (scan_kmemleak)

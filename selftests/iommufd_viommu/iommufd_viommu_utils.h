@@ -3,18 +3,121 @@
  * iommufd wrappers for the iommufd_viommu selftests, in the style of
  * selftests/iommu/iommufd_utils.h: _test_cmd_x() raw, test_cmd_x() asserts
  * success, test_err_x() asserts an errno; the macros work on self->fd (the
- * fixture's iommufd), like upstream's.
+ * fixture's iommufd), like upstream's. The raw functions take the iommufd
+ * explicitly, for tests with two of them.
  *
  * KVM, VM-lifetime oracles and VFIO discovery come from the vfio_kvm suite's
  * header (one copy of those helpers for both suites). The mock-device uAPI
  * (IOMMU_TEST_CMD, IOMMU_VIOMMU_TYPE_SELFTEST) is the kernel tree's own
  * drivers/iommu/iommufd/iommufd_test.h, found through -I in the Makefile.
+ *
+ * The series' uAPI (IOMMU_VIOMMU_ALLOC's kvm_vm_fd, the DEV_SET_VM/VM_CHECK
+ * test ops) is mirrored here so that the suite builds against an unpatched
+ * 7.3 tree too, where the new-feature tests then SKIP (or fail, for the few
+ * that assert the feature is there: see README). When the tree has the new
+ * definitions (the Makefile greps for them) the mirrors are checked against
+ * them at compile time.
  */
 #ifndef __SELFTEST_IOMMUFD_VIOMMU_UTILS_H
 #define __SELFTEST_IOMMUFD_VIOMMU_UTILS_H
 
+#include <assert.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <sys/eventfd.h>
+#include <sys/wait.h>
+
 #include "../vfio_kvm/vfio_kvm_utils.h"
 #include "iommufd_test.h"
+
+/* ------------------------------------------------- the series' uAPI */
+
+/* enum iommu_viommu_alloc_flags of the series */
+#define VIOMMU_ALLOC_KVM_VM_FD		(1U << 0)
+
+/* struct iommu_viommu_alloc of the series (SPEC.md): 40 bytes */
+struct iommu_viommu_alloc_kvm {
+	__u32 size;
+	__u32 flags;
+	__u32 type;
+	__u32 dev_id;
+	__u32 hwpt_id;
+	__u32 out_viommu_id;
+	__u32 data_len;
+	__u32 __reserved;
+	__aligned_u64 data_uptr;
+	__s32 kvm_vm_fd;
+	__u32 __reserved2;
+};
+
+/* offsetofend(out_viommu_id): the smallest size the kernel accepts */
+#define VIOMMU_ALLOC_SIZE_MIN		24
+/* sizeof(struct iommu_viommu_alloc) in 7.3, before kvm_vm_fd */
+#define VIOMMU_ALLOC_SIZE_7_3		32
+#define VIOMMU_ALLOC_SIZE_KVM		sizeof(struct iommu_viommu_alloc_kvm)
+
+static_assert(VIOMMU_ALLOC_SIZE_KVM == 40, "struct iommu_viommu_alloc_kvm");
+static_assert(offsetof(struct iommu_viommu_alloc_kvm, kvm_vm_fd) ==
+	      VIOMMU_ALLOC_SIZE_7_3, "kvm_vm_fd follows the 7.3 struct");
+
+#ifdef HAVE_VIOMMU_KVM_VM_FD
+static_assert(sizeof(struct iommu_viommu_alloc) == VIOMMU_ALLOC_SIZE_KVM,
+	      "uAPI struct iommu_viommu_alloc differs from SPEC.md");
+static_assert(offsetof(struct iommu_viommu_alloc, kvm_vm_fd) ==
+	      offsetof(struct iommu_viommu_alloc_kvm, kvm_vm_fd),
+	      "uAPI kvm_vm_fd offset differs from SPEC.md");
+static_assert(offsetof(struct iommu_viommu_alloc, __reserved2) ==
+	      offsetof(struct iommu_viommu_alloc_kvm, __reserved2),
+	      "uAPI __reserved2 offset differs from SPEC.md");
+static_assert(IOMMU_VIOMMU_ALLOC_KVM_VM_FD == VIOMMU_ALLOC_KVM_VM_FD,
+	      "uAPI IOMMU_VIOMMU_ALLOC_KVM_VM_FD differs from SPEC.md");
+#endif
+
+/* The mock's test ops of the series, appended after DMABUF_REVOKE */
+#define TEST_OP_DEV_SET_VM		(IOMMU_TEST_OP_DMABUF_REVOKE + 1)
+#define TEST_OP_VM_CHECK		(IOMMU_TEST_OP_DMABUF_REVOKE + 2)
+#define TEST_VM_NONE			0
+#define TEST_VM_SAME			1
+#define TEST_VM_OTHER			2
+
+/* dev_set_vm / vm_check: the first members of iommu_test_cmd's union */
+struct iommu_test_vm_args {
+	__s32 vm_fd;
+	__u32 out_vm;
+};
+#define TEST_CMD_UNION_OFFSET	offsetof(struct iommu_test_cmd, mock_domain)
+
+#ifdef HAVE_IOMMU_TEST_OP_VM_CHECK
+static_assert(IOMMU_TEST_OP_DEV_SET_VM == TEST_OP_DEV_SET_VM, "DEV_SET_VM");
+static_assert(IOMMU_TEST_OP_VM_CHECK == TEST_OP_VM_CHECK, "VM_CHECK");
+static_assert(MOCK_VM_NONE == TEST_VM_NONE && MOCK_VM_SAME == TEST_VM_SAME &&
+	      MOCK_VM_OTHER == TEST_VM_OTHER, "MOCK_VM_*");
+static_assert(offsetof(struct iommu_test_cmd, dev_set_vm.vm_fd) ==
+	      TEST_CMD_UNION_OFFSET, "dev_set_vm.vm_fd");
+static_assert(offsetof(struct iommu_test_cmd, vm_check.vm_fd) ==
+	      TEST_CMD_UNION_OFFSET, "vm_check.vm_fd");
+static_assert(offsetof(struct iommu_test_cmd, vm_check.out_vm) ==
+	      TEST_CMD_UNION_OFFSET + 4, "vm_check.out_vm");
+#endif
+
+static inline struct iommu_test_vm_args *test_cmd_vm_args(struct iommu_test_cmd *cmd)
+{
+	return (struct iommu_test_vm_args *)((char *)cmd + TEST_CMD_UNION_OFFSET);
+}
+
+static inline const char *vm_state_str(__u32 state)
+{
+	switch (state) {
+	case TEST_VM_NONE:
+		return "NONE";
+	case TEST_VM_SAME:
+		return "SAME";
+	case TEST_VM_OTHER:
+		return "OTHER";
+	}
+	return "?";
+}
 
 /* ------------------------------------------------------ mock detection */
 
@@ -35,6 +138,138 @@ static inline int iommufd_test_available(int fd)
 		return 1;
 	return errno == ENOTTY ? 0 : -1;
 }
+
+/*
+ * Does IOMMU_VIOMMU_ALLOC know IOMMU_VIOMMU_ALLOC_KVM_VM_FD? Flags are checked
+ * before the device: the series answers dev_id 0 with ENOENT, 7.3 refuses the
+ * flag with EOPNOTSUPP. Returns 1, 0 or -1 (another answer).
+ */
+static inline int viommu_kvm_flag_supported(int fd)
+{
+	struct iommu_viommu_alloc_kvm cmd = {
+		.size = sizeof(cmd),
+		.flags = VIOMMU_ALLOC_KVM_VM_FD,
+		.type = IOMMU_VIOMMU_TYPE_SELFTEST,
+		.kvm_vm_fd = -1,
+	};
+
+	if (!ioctl(fd, IOMMU_VIOMMU_ALLOC, &cmd))
+		return -1;
+	if (errno == ENOENT)
+		return 1;
+	return errno == EOPNOTSUPP ? 0 : -1;
+}
+
+/*
+ * Does the mock have IOMMU_TEST_OP_VM_CHECK? The series answers id 0 with
+ * ENOENT; 7.3 answers an unknown op with EOPNOTSUPP. Returns 1, 0 or -1.
+ */
+static inline int mock_vm_ops_supported(int fd)
+{
+	struct iommu_test_cmd cmd = {
+		.size = sizeof(cmd),
+		.op = TEST_OP_VM_CHECK,
+	};
+
+	test_cmd_vm_args(&cmd)->vm_fd = -1;
+	if (!ioctl(fd, IOMMU_TEST_CMD, &cmd))
+		return -1;
+	if (errno == ENOENT)
+		return 1;
+	return errno == EOPNOTSUPP ? 0 : -1;
+}
+
+#define SKIP_REASON_BASE \
+	"base kernel without the feature (IOMMU_VIOMMU_ALLOC_KVM_VM_FD and the mock's DEV_SET_VM/VM_CHECK are EOPNOTSUPP)"
+
+/*
+ * Everything the vIOMMU-KVM tests need: /dev/kvm, /dev/iommu, the mock, the
+ * KVM flag and the mock's VM ops, KVM's debugfs and uevents. Opens @kvm_fd,
+ * @iommufd (either may be NULL: not needed) and @uevent_fd (may be NULL).
+ * Returns NULL, or why the tests cannot run (the fds are closed again then);
+ * a real failure (an answer no kernel gives) is reported as "FAIL: ...".
+ */
+static inline const char *viommu_kvm_prereq(int *kvm_fd, int *iommufd,
+					     int *uevent_fd)
+{
+	static char why[256];
+	int kfd = -1, ifd = -1, ufd = -1, ret;
+
+	why[0] = 0;
+	kfd = kvm_open();
+	if (kfd < 0) {
+		strfmt(why, sizeof(why), "cannot open %s: %s (no KVM)",
+		       KVM_DEV_PATH, strerror(errno));
+		goto out;
+	}
+	ifd = iommufd_open();
+	if (ifd < 0) {
+		strfmt(why, sizeof(why), "cannot open %s: %s (CONFIG_IOMMUFD)",
+		       IOMMUFD_PATH, strerror(errno));
+		goto out;
+	}
+	ret = iommufd_test_available(ifd);
+	if (ret <= 0) {
+		strfmt(why, sizeof(why), ret ?
+		       "FAIL: IOMMU_TEST_CMD probe: %s" :
+		       "CONFIG_IOMMUFD_TEST is off: no iommufd mock (%s)",
+		       strerror(errno));
+		goto out;
+	}
+	ret = viommu_kvm_flag_supported(ifd);
+	if (ret < 0) {
+		strfmt(why, sizeof(why),
+		       "FAIL: IOMMU_VIOMMU_ALLOC(KVM flag, dev_id 0): %s, expected ENOENT or EOPNOTSUPP",
+		       strerror(errno));
+		goto out;
+	}
+	if (ret == 0 || mock_vm_ops_supported(ifd) != 1) {
+		strfmt(why, sizeof(why), "%s", SKIP_REASON_BASE);
+		goto out;
+	}
+	if (!kvm_debugfs_available()) {
+		strfmt(why, sizeof(why), "no %s (CONFIG_DEBUG_FS, debugfs mounted?)",
+		       KVM_DEBUGFS_DIR);
+		goto out;
+	}
+	if (uevent_fd) {
+		ufd = uevent_open();
+		if (ufd < 0) {
+			strfmt(why, sizeof(why), "no uevent socket: %s",
+			       strerror(errno));
+			goto out;
+		}
+	}
+out:
+	if (why[0]) {
+		close_fd(&kfd);
+		close_fd(&ifd);
+		close_fd(&ufd);
+	}
+	if (kvm_fd)
+		*kvm_fd = kfd;
+	else
+		close_fd(&kfd);
+	if (iommufd)
+		*iommufd = ifd;
+	else
+		close_fd(&ifd);
+	if (uevent_fd)
+		*uevent_fd = ufd;
+	return why[0] ? why : NULL;
+}
+
+/* In FIXTURE_SETUP: SKIP on a missing prerequisite, fail on a broken one. */
+#define viommu_kvm_prereq_or_skip(kvm_fd, iommufd, uevent_fd)                \
+	({                                                                   \
+		const char *__why = viommu_kvm_prereq(kvm_fd, iommufd,       \
+						      uevent_fd);            \
+		if (__why) {                                                 \
+			ASSERT_NE(0, strncmp(__why, "FAIL", 4))              \
+				TH_LOG("%s", __why);                         \
+			SKIP(return, "%s", __why);                           \
+		}                                                            \
+	})
 
 /* ---------------------------------------------------------- IOAS, destroy */
 
@@ -73,6 +308,26 @@ static inline int _test_cmd_mock_domain(int fd, __u32 ioas_id, __u32 *stdev_id,
 	EXPECT_ERRNO(_errno, _test_cmd_mock_domain(self->fd, ioas_id, NULL, \
 						   NULL, NULL))
 
+/* Attach or replace the mock device's domain (IOAS or HWPT @pt_id). */
+static inline int _test_cmd_mock_domain_replace(int fd, __u32 stdev_id,
+						__u32 pt_id)
+{
+	struct iommu_test_cmd cmd = {
+		.size = sizeof(cmd),
+		.op = IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE,
+		.id = stdev_id,
+		.mock_domain_replace = { .pt_id = pt_id },
+	};
+
+	return ioctl(fd, IOMMU_TEST_CMD, &cmd);
+}
+#define test_cmd_mock_domain_replace(stdev_id, pt_id)                         \
+	ASSERT_EQ(0, _test_cmd_mock_domain_replace(self->fd, stdev_id, pt_id)) \
+		TH_LOG("IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE(%u): %s",            \
+		       (unsigned int)(pt_id), strerror(errno))
+#define test_err_mock_domain_replace(_errno, stdev_id, pt_id) \
+	EXPECT_ERRNO(_errno, _test_cmd_mock_domain_replace(self->fd, stdev_id, pt_id))
+
 /* ------------------------------------------------------------------ HWPT */
 
 /* A paging HWPT (IOMMU_HWPT_DATA_NONE) on @pt_id for @dev_id. */
@@ -104,12 +359,42 @@ static inline int _test_cmd_hwpt_alloc(int fd, __u32 dev_id, __u32 pt_id,
 	EXPECT_ERRNO(_errno, _test_cmd_hwpt_alloc(self->fd, dev_id, pt_id, \
 						  flags, NULL))
 
+/* A nested HWPT (mock data IOMMU_HWPT_DATA_SELFTEST) on vIOMMU @viommu_id. */
+static inline int _test_cmd_hwpt_alloc_nested(int fd, __u32 dev_id,
+					      __u32 viommu_id, __u32 *hwpt_id)
+{
+	struct iommu_hwpt_selftest data = { .iotlb = IOMMU_TEST_IOTLB_DEFAULT };
+	struct iommu_hwpt_alloc cmd = {
+		.size = sizeof(cmd),
+		.dev_id = dev_id,
+		.pt_id = viommu_id,
+		.data_type = IOMMU_HWPT_DATA_SELFTEST,
+		.data_len = sizeof(data),
+		.data_uptr = (uintptr_t)&data,
+	};
+	int ret;
+
+	ret = ioctl(fd, IOMMU_HWPT_ALLOC, &cmd);
+	if (ret)
+		return ret;
+	if (hwpt_id)
+		*hwpt_id = cmd.out_hwpt_id;
+	return 0;
+}
+#define test_cmd_hwpt_alloc_nested(dev_id, viommu_id, hwpt_id)                \
+	ASSERT_EQ(0, _test_cmd_hwpt_alloc_nested(self->fd, dev_id, viommu_id, \
+						 hwpt_id))                    \
+		TH_LOG("IOMMU_HWPT_ALLOC(nested on vIOMMU %u): %s",           \
+		       (unsigned int)(viommu_id), strerror(errno))
+#define test_err_hwpt_alloc_nested(_errno, dev_id, viommu_id)                 \
+	EXPECT_ERRNO(_errno, _test_cmd_hwpt_alloc_nested(self->fd, dev_id,    \
+							 viommu_id, NULL))
+
 /* ---------------------------------------------------------------- vIOMMU */
 
 /*
- * IOMMU_VIOMMU_ALLOC as in the 7.3 uAPI (no driver data). A later patch of
- * this series adds a KVM VM fd flag and field; these wrappers fill only the
- * fields 7.3 has, so they keep working unchanged on either kernel.
+ * IOMMU_VIOMMU_ALLOC as in the 7.3 uAPI (no driver data, 7.3's fields only),
+ * so these keep working unchanged on either kernel.
  */
 static inline int _test_cmd_viommu_alloc(int fd, __u32 dev_id, __u32 hwpt_id,
 					 __u32 flags, __u32 type,
@@ -138,5 +423,411 @@ static inline int _test_cmd_viommu_alloc(int fd, __u32 dev_id, __u32 hwpt_id,
 #define test_err_viommu_alloc(_errno, dev_id, hwpt_id, flags, type)          \
 	EXPECT_ERRNO(_errno, _test_cmd_viommu_alloc(self->fd, dev_id,        \
 						    hwpt_id, flags, type, NULL))
+
+/*
+ * IOMMU_VIOMMU_ALLOC of the series, SELFTEST type: @flags (normally 0 or
+ * VIOMMU_ALLOC_KVM_VM_FD) and @kvm_vm_fd as given, everything else zero.
+ */
+static inline int _test_cmd_viommu_alloc_vm(int fd, __u32 dev_id,
+					    __u32 hwpt_id, __u32 flags,
+					    int kvm_vm_fd, __u32 *viommu_id)
+{
+	struct iommu_viommu_alloc_kvm cmd = {
+		.size = sizeof(cmd),
+		.flags = flags,
+		.type = IOMMU_VIOMMU_TYPE_SELFTEST,
+		.dev_id = dev_id,
+		.hwpt_id = hwpt_id,
+		.kvm_vm_fd = kvm_vm_fd,
+	};
+	int ret;
+
+	ret = ioctl(fd, IOMMU_VIOMMU_ALLOC, &cmd);
+	if (ret)
+		return ret;
+	if (viommu_id)
+		*viommu_id = cmd.out_viommu_id;
+	return 0;
+}
+#define test_cmd_viommu_alloc_vm(dev_id, hwpt_id, flags, kvm_vm_fd, viommu_id) \
+	ASSERT_EQ(0, _test_cmd_viommu_alloc_vm(self->fd, dev_id, hwpt_id,       \
+					       flags, kvm_vm_fd, viommu_id))    \
+		TH_LOG("IOMMU_VIOMMU_ALLOC(flags %#x, kvm_vm_fd %d): %s",       \
+		       (unsigned int)(flags), (int)(kvm_vm_fd), strerror(errno))
+#define test_err_viommu_alloc_vm(_errno, dev_id, hwpt_id, flags, kvm_vm_fd)    \
+	EXPECT_ERRNO(_errno, _test_cmd_viommu_alloc_vm(self->fd, dev_id,        \
+						       hwpt_id, flags,          \
+						       kvm_vm_fd, NULL))
+/* The usual case: the KVM flag and a VM fd. */
+#define test_cmd_viommu_alloc_kvm(dev_id, hwpt_id, kvm_vm_fd, viommu_id)     \
+	test_cmd_viommu_alloc_vm(dev_id, hwpt_id, VIOMMU_ALLOC_KVM_VM_FD,    \
+				 kvm_vm_fd, viommu_id)
+#define test_err_viommu_alloc_kvm(_errno, dev_id, hwpt_id, kvm_vm_fd)       \
+	test_err_viommu_alloc_vm(_errno, dev_id, hwpt_id,                   \
+				 VIOMMU_ALLOC_KVM_VM_FD, kvm_vm_fd)
+
+/*
+ * IOMMU_VIOMMU_ALLOC with @cmd at the start of a @len-byte buffer whose
+ * bytes beyond the struct are @tail (len may be smaller than the struct:
+ * the kernel then reads only cmd->size bytes). cmd->size is set to @len.
+ */
+static inline int _test_cmd_viommu_alloc_sized(int fd,
+					       struct iommu_viommu_alloc_kvm *cmd,
+					       size_t len, __u8 tail,
+					       __u32 *viommu_id)
+{
+	__u8 buf[256];
+	int ret;
+
+	if (len > sizeof(buf)) {
+		errno = EINVAL;
+		return -2;
+	}
+	memset(buf, tail, sizeof(buf));
+	cmd->size = len;
+	memcpy(buf, cmd, len < sizeof(*cmd) ? len : sizeof(*cmd));
+	ret = ioctl(fd, IOMMU_VIOMMU_ALLOC, buf);
+	if (!ret && viommu_id)
+		*viommu_id = ((struct iommu_viommu_alloc_kvm *)buf)->out_viommu_id;
+	return ret;
+}
+
+/* --------------------------------------------------------------- vDEVICE */
+
+static inline int _test_cmd_vdevice_alloc(int fd, __u32 viommu_id,
+					  __u32 idev_id, __u64 virt_id,
+					  __u32 *vdev_id)
+{
+	struct iommu_vdevice_alloc cmd = {
+		.size = sizeof(cmd),
+		.dev_id = idev_id,
+		.viommu_id = viommu_id,
+		.virt_id = virt_id,
+	};
+	int ret;
+
+	ret = ioctl(fd, IOMMU_VDEVICE_ALLOC, &cmd);
+	if (ret)
+		return ret;
+	if (vdev_id)
+		*vdev_id = cmd.out_vdevice_id;
+	return 0;
+}
+#define test_cmd_vdevice_alloc(viommu_id, idev_id, virt_id, vdev_id)          \
+	ASSERT_EQ(0, _test_cmd_vdevice_alloc(self->fd, viommu_id, idev_id,    \
+					     virt_id, vdev_id))               \
+		TH_LOG("IOMMU_VDEVICE_ALLOC(vIOMMU %u, dev %u): %s",          \
+		       (unsigned int)(viommu_id), (unsigned int)(idev_id),    \
+		       strerror(errno))
+#define test_err_vdevice_alloc(_errno, viommu_id, idev_id, virt_id)            \
+	EXPECT_ERRNO(_errno, _test_cmd_vdevice_alloc(self->fd, viommu_id,      \
+						     idev_id, virt_id, NULL))
+
+/* ---------------------------------------- mock VM association, VM check */
+
+/* IOMMU_TEST_OP_DEV_SET_VM: give mock idev @idev_id the VM of @vm_fd (-1: none). */
+static inline int _test_cmd_dev_set_vm(int fd, __u32 idev_id, int vm_fd)
+{
+	struct iommu_test_cmd cmd = {
+		.size = sizeof(cmd),
+		.op = TEST_OP_DEV_SET_VM,
+		.id = idev_id,
+	};
+
+	test_cmd_vm_args(&cmd)->vm_fd = vm_fd;
+	return ioctl(fd, IOMMU_TEST_CMD, &cmd);
+}
+#define test_cmd_dev_set_vm(idev_id, vm_fd)                                 \
+	ASSERT_EQ(0, _test_cmd_dev_set_vm(self->fd, idev_id, vm_fd))        \
+		TH_LOG("IOMMU_TEST_OP_DEV_SET_VM(dev %u, vm_fd %d): %s",    \
+		       (unsigned int)(idev_id), (int)(vm_fd), strerror(errno))
+#define test_err_dev_set_vm(_errno, idev_id, vm_fd) \
+	EXPECT_ERRNO(_errno, _test_cmd_dev_set_vm(self->fd, idev_id, vm_fd))
+
+/*
+ * IOMMU_TEST_OP_VM_CHECK: which VM idev or vIOMMU @id holds, relative to
+ * @vm_fd: TEST_VM_NONE, _SAME or _OTHER in *@out_vm.
+ */
+static inline int _test_cmd_vm_check(int fd, __u32 id, int vm_fd, __u32 *out_vm)
+{
+	struct iommu_test_cmd cmd = {
+		.size = sizeof(cmd),
+		.op = TEST_OP_VM_CHECK,
+		.id = id,
+	};
+	int ret;
+
+	test_cmd_vm_args(&cmd)->vm_fd = vm_fd;
+	test_cmd_vm_args(&cmd)->out_vm = 0xdead;
+	ret = ioctl(fd, IOMMU_TEST_CMD, &cmd);
+	if (!ret && out_vm)
+		*out_vm = test_cmd_vm_args(&cmd)->out_vm;
+	return ret;
+}
+/* Assert that object @id of iommufd @fd holds @expected relative to @vm_fd. */
+#define test_cmd_vm_check_fd(fd, id, vm_fd, expected)                        \
+	({                                                                   \
+		__u32 __out_vm = 0xdead;                                     \
+		ASSERT_EQ(0, _test_cmd_vm_check(fd, id, vm_fd, &__out_vm))   \
+			TH_LOG("IOMMU_TEST_OP_VM_CHECK(%u, vm_fd %d): %s",   \
+			       (unsigned int)(id), (int)(vm_fd),             \
+			       strerror(errno));                             \
+		ASSERT_EQ(expected, __out_vm)                                \
+			TH_LOG("object %u holds VM %s relative to fd %d, expected %s", \
+			       (unsigned int)(id), vm_state_str(__out_vm),   \
+			       (int)(vm_fd), vm_state_str(expected));        \
+	})
+#define test_cmd_vm_check(id, vm_fd, expected) \
+	test_cmd_vm_check_fd(self->fd, id, vm_fd, expected)
+#define test_err_vm_check(_errno, id, vm_fd) \
+	EXPECT_ERRNO(_errno, _test_cmd_vm_check(self->fd, id, vm_fd, NULL))
+
+/* ------------------------------------------------------- VM lifetime */
+
+/*
+ * A VM under test: its fd (-1 once closed), its debugfs/uevent identity and
+ * the KVM uevents seen for it so far.
+ */
+struct test_vm {
+	int fd;
+	struct kvm_vm_id id;
+	struct kvm_uevents ev;
+};
+
+static inline void test_vm_init(struct test_vm *vm)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->fd = -1;
+}
+
+/*
+ * KVM_CREATE_VM, and its debugfs dir must be there (a VM created while a
+ * live VM of this process still has the same "<pid>-<fd>" name gets none:
+ * SPEC.md; tests keep fd numbers distinct so this never happens).
+ */
+#define test_vm_create(kvm_fd, vm)                                            \
+	({                                                                    \
+		test_vm_init(vm);                                             \
+		test_kvm_create_vm(kvm_fd, &(vm)->fd);                        \
+		kvm_vm_id_init(&(vm)->id, (vm)->fd);                          \
+		ASSERT_TRUE(kvm_vm_debugfs_present(&(vm)->id))                \
+			TH_LOG("new VM has no %s (name clash with a VM still alive?)", \
+			       (vm)->id.debugfs);                             \
+	})
+
+/* The VM must still exist: debugfs dir there, no destroy uevent so far. */
+static inline void __vm_assert_alive(struct __test_metadata *_metadata,
+				     int sock, struct test_vm *vm,
+				     const char *when)
+{
+	ASSERT_EQ(0, kvm_uevents_read(sock, vm->id.stats_path, false, &vm->ev))
+		TH_LOG("uevent socket overflowed");
+	ASSERT_EQ(0, vm->ev.destroyed)
+		TH_LOG("%s: VM %s destroyed while something still pins it",
+		       when, vm->id.name);
+	ASSERT_TRUE(kvm_vm_debugfs_present(&vm->id))
+		TH_LOG("%s: %s gone while something still pins the VM", when,
+		       vm->id.debugfs);
+}
+#define vm_assert_alive(sock, vm, when) \
+	__vm_assert_alive(_metadata, sock, vm, when)
+
+/* Nothing pins the VM any more: destroyed exactly once, debugfs dir gone. */
+static inline void __vm_assert_destroyed(struct __test_metadata *_metadata,
+					 int sock, struct test_vm *vm,
+					 const char *when)
+{
+	ASSERT_EQ(0, kvm_uevents_wait(sock, vm->id.stats_path, false, &vm->ev,
+				      0, 1, VM_DESTROY_TIMEOUT_MS))
+		TH_LOG("uevent socket overflowed");
+	ASSERT_NE(0, vm->ev.destroyed)
+		TH_LOG("%s: VM %s leaked: no destroy uevent %d ms after its last holder went",
+		       when, vm->id.name, VM_DESTROY_TIMEOUT_MS);
+	ASSERT_TRUE(kvm_vm_debugfs_wait_gone(&vm->id, VM_DESTROY_TIMEOUT_MS))
+		TH_LOG("%s: %s still there after the destroy uevent", when,
+		       vm->id.debugfs);
+	/* Every uevent of the teardown is queued by now: no second one. */
+	ASSERT_EQ(0, kvm_uevents_read(sock, vm->id.stats_path, false, &vm->ev));
+	ASSERT_EQ(1, vm->ev.destroyed)
+		TH_LOG("%s: VM %s destroyed %u times", when, vm->id.name,
+		       vm->ev.destroyed);
+}
+#define vm_assert_destroyed(sock, vm, when) \
+	__vm_assert_destroyed(_metadata, sock, vm, when)
+
+/*
+ * A VM that died earlier must stay dead exactly once: no further destroy
+ * uevent (cheap: nothing is waited for).
+ */
+#define vm_assert_destroyed_once(sock, vm)                                    \
+	({                                                                    \
+		ASSERT_EQ(0, kvm_uevents_read(sock, (vm)->id.stats_path,      \
+					      false, &(vm)->ev));             \
+		ASSERT_EQ(1, (vm)->ev.destroyed)                              \
+			TH_LOG("VM %s destroyed %u times", (vm)->id.name,     \
+			       (vm)->ev.destroyed);                           \
+	})
+
+/* ---------------------------------------------- VM fd over SCM_RIGHTS */
+
+/* Send @fd and a small payload over UNIX socket @sock. */
+static inline int send_fd(int sock, int fd, const void *data, size_t len)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = {};
+	struct iovec iov = { (void *)data, len };
+	struct msghdr msg = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = cbuf,
+		.msg_controllen = sizeof(cbuf),
+	};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	return sendmsg(sock, &msg, 0) == (ssize_t)len ? 0 : -1;
+}
+
+/* Receive an fd and exactly @len bytes of payload; the fd or -1. */
+static inline int recv_fd(int sock, void *data, size_t len)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = {};
+	struct iovec iov = { data, len };
+	struct msghdr msg = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = cbuf,
+		.msg_controllen = sizeof(cbuf),
+	};
+	struct cmsghdr *cm;
+	int fd;
+
+	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != (ssize_t)len)
+		return -1;
+	cm = CMSG_FIRSTHDR(&msg);
+	if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+	    cm->cmsg_len != CMSG_LEN(sizeof(int))) {
+		errno = EPROTO;
+		return -1;
+	}
+	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	return fd;
+}
+
+/* ------------------------------------------------ permutation generator */
+
+/*
+ * Next permutation of @a[0..n) in lexicographic order; false (and @a back
+ * to ascending) after the last one. Starting from ascending order this
+ * visits all n! orders exactly once.
+ */
+static inline bool next_permutation(int *a, int n)
+{
+	int i, j, t;
+
+	for (i = n - 2; i >= 0 && a[i] >= a[i + 1]; i--)
+		;
+	if (i >= 0) {
+		for (j = n - 1; a[j] <= a[i]; j--)
+			;
+		t = a[i];
+		a[i] = a[j];
+		a[j] = t;
+	}
+	for (j = i + 1, t = n - 1; j < t; j++, t--) {
+		int x = a[j];
+
+		a[j] = a[t];
+		a[t] = x;
+	}
+	return i >= 0;
+}
+
+static inline unsigned long factorial(int n)
+{
+	return n <= 1 ? 1 : n * factorial(n - 1);
+}
+
+/* ---------------------------------------------------- fault injection */
+
+/*
+ * failslab set up as iommufd_fail_nth.c does: every slab allocation may be
+ * failed (also GFP_KERNEL ones), quietly. Returns NULL or why not.
+ */
+static inline const char *fail_nth_setup(void)
+{
+	static const struct {
+		const char *path, *val;
+		bool must;
+	} knobs[] = {
+		{ "/sys/kernel/debug/failslab/ignore-gfp-wait", "N", true },
+		{ "/sys/kernel/debug/failslab/verbose", "0", false },
+		{ "/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait", "N", false },
+		{ "/sys/kernel/debug/fail_page_alloc/ignore-gfp-highmem", "N", false },
+		{ "/sys/kernel/debug/fail_page_alloc/verbose", "0", false },
+	};
+	static char why[256];
+	char path[64];
+	unsigned int i;
+	int fd;
+
+	for (i = 0; i < ARRAY_SIZE(knobs); i++) {
+		fd = open(knobs[i].path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, knobs[i].val, strlen(knobs[i].val)) < 0) {
+			int err = errno;
+
+			if (fd >= 0)
+				close(fd);
+			if (!knobs[i].must)
+				continue;
+			strfmt(why, sizeof(why),
+			       "no failslab: %s: %s (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)",
+			       knobs[i].path, strerror(err));
+			return why;
+		}
+		close(fd);
+	}
+	strfmt(path, sizeof(path), "/proc/self/task/%d/fail-nth", gettid());
+	if (access(path, W_OK)) {
+		strfmt(why, sizeof(why), "no %s: %s (CONFIG_FAULT_INJECTION_DEBUG_FS)",
+		       path, strerror(errno));
+		return why;
+	}
+	return NULL;
+}
+
+/* This thread's fail-nth file, opened. */
+static inline int fail_nth_open(void)
+{
+	char path[64];
+
+	strfmt(path, sizeof(path), "/proc/self/task/%d/fail-nth", gettid());
+	return open(path, O_RDWR | O_CLOEXEC);
+}
+
+/* Fail the @n-th fault-injectable call of this thread from now on (0: off). */
+static inline int fail_nth_arm(int nth_fd, unsigned int n)
+{
+	char buf[16];
+	int len = snprintf(buf, sizeof(buf), "%u", n);
+
+	return pwrite(nth_fd, buf, len, 0) == len ? 0 : -1;
+}
+
+/*
+ * Disarm; returns true if the armed failure was injected (the counter ran
+ * out: the file reads 0), false if the call chain had fewer points.
+ */
+static inline bool fail_nth_disarm(int nth_fd)
+{
+	char buf[16] = {};
+	ssize_t res;
+
+	res = pread(nth_fd, buf, sizeof(buf) - 1, 0);
+	fail_nth_arm(nth_fd, 0);
+	return res > 0 && atoi(buf) == 0;
+}
 
 #endif /* __SELFTEST_IOMMUFD_VIOMMU_UTILS_H */

@@ -26,11 +26,16 @@
 #ifndef __SELFTEST_VFIO_KVM_UTILS_H
 #define __SELFTEST_VFIO_KVM_UTILS_H
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE	/* pipe2(), as kselftest_harness.h would */
+#endif
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -40,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -63,6 +69,7 @@
 /* Environment overrides for device discovery (labs with other devices). */
 #define ENV_MDEV		"VFIO_KVM_MDEV"		/* mdev uuid */
 #define ENV_PCI			"VFIO_KVM_PCI"		/* PCI BDF */
+#define ENV_MKVM		"VFIO_KVM_MKVM"		/* mkvm mdev uuid */
 
 /* QEMU's "edu" device, preferred among vfio-pci devices. */
 #define EDU_VENDOR		0x1234
@@ -509,7 +516,8 @@ static inline void vfio_dev_paths(struct vfio_dev_info *d)
 	closedir(dir);
 }
 
-static inline bool mdev_is_mtty(const char *sysfs)
+/* Is the mdev at @sysfs of a type whose sysfs name starts with @prefix? */
+static inline bool mdev_type_is(const char *sysfs, const char *prefix)
 {
 	char path[PATH_MAX + 16], link[PATH_MAX];
 	const char *type;
@@ -521,26 +529,37 @@ static inline bool mdev_is_mtty(const char *sysfs)
 		return false;
 	link[len] = 0;
 	type = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
-	return !strncmp(type, "mtty-", 5);
+	return !strncmp(type, prefix, strlen(prefix));
+}
+
+static inline bool mdev_is_mtty(const char *sysfs)
+{
+	return mdev_type_is(sysfs, "mtty-");
 }
 
 /*
- * The @nth (from 0, in name order) mtty mdev under /sys/bus/mdev/devices,
- * or the mdev named by $VFIO_KVM_MDEV (@nth == 0 only). 0 or -ENOENT (d->why).
+ * The @nth (from 0, in name order) mdev of driver @drv (type "<drv>-*")
+ * under /sys/bus/mdev/devices, or the mdev named by $@env (@nth == 0 only).
+ * @config names the Kconfig option for the SKIP reason.
+ * 0 or -ENOENT (d->why).
  */
-static inline int vfio_find_mtty(struct vfio_dev_info *d, int nth)
+static inline int vfio_find_mdev(struct vfio_dev_info *d, const char *drv,
+				 const char *config, const char *env_name,
+				 int nth)
 {
-	const char *env = getenv(ENV_MDEV);
+	const char *env = getenv(env_name);
 	struct dirent **names;
+	char prefix[32];
 	int n, i, found = -1;
 
 	memset(d, 0, sizeof(*d));
+	strfmt(prefix, sizeof(prefix), "%s-", drv);
 	if (env && *env && nth == 0) {
 		strfmt(d->name, sizeof(d->name), "%s", env);
 		strfmt(d->sysfs, sizeof(d->sysfs), "%s/%s", MDEV_BUS_DIR, env);
 		if (access(d->sysfs, F_OK)) {
 			strfmt(d->why, sizeof(d->why), "%s=%s: no %s",
-			       ENV_MDEV, env, d->sysfs);
+			       env_name, env, d->sysfs);
 			return -ENOENT;
 		}
 		vfio_dev_paths(d);
@@ -558,7 +577,7 @@ static inline int vfio_find_mtty(struct vfio_dev_info *d, int nth)
 		strfmt(sysfs, sizeof(sysfs), "%s/%s", MDEV_BUS_DIR,
 		       names[i]->d_name);
 		if (found < nth && names[i]->d_name[0] != '.' &&
-		    mdev_is_mtty(sysfs) && ++found == nth) {
+		    mdev_type_is(sysfs, prefix) && ++found == nth) {
 			strfmt(d->name, sizeof(d->name), "%s", names[i]->d_name);
 			strfmt(d->sysfs, sizeof(d->sysfs), "%s", sysfs);
 		}
@@ -568,16 +587,26 @@ static inline int vfio_find_mtty(struct vfio_dev_info *d, int nth)
 	if (found < nth) {
 		if (found < 0)
 			strfmt(d->why, sizeof(d->why),
-			       "no mtty mdev under %s (CONFIG_SAMPLE_VFIO_MDEV_MTTY; create one: echo $(uuidgen) > /sys/class/mdev_bus/mtty/mdev_supported_types/mtty-1/create; or set %s=<uuid>)",
-			       MDEV_BUS_DIR, ENV_MDEV);
+			       "no %s mdev under %s (%s; create one: echo $(uuidgen) > /sys/class/mdev_bus/%s/mdev_supported_types/%s1/create; or set %s=<uuid>)",
+			       drv, MDEV_BUS_DIR, config, drv, prefix, env_name);
 		else
 			strfmt(d->why, sizeof(d->why),
-			       "%d mtty mdev(s) under %s, this test needs %d",
-			       found + 1, MDEV_BUS_DIR, nth + 1);
+			       "%d %s mdev(s) under %s, this test needs %d",
+			       found + 1, drv, MDEV_BUS_DIR, nth + 1);
 		return -ENOENT;
 	}
 	vfio_dev_paths(d);
 	return 0;
+}
+
+/*
+ * The @nth (from 0, in name order) mtty mdev under /sys/bus/mdev/devices,
+ * or the mdev named by $VFIO_KVM_MDEV (@nth == 0 only). 0 or -ENOENT (d->why).
+ */
+static inline int vfio_find_mtty(struct vfio_dev_info *d, int nth)
+{
+	return vfio_find_mdev(d, "mtty", "CONFIG_SAMPLE_VFIO_MDEV_MTTY",
+			      ENV_MDEV, nth);
 }
 
 /*
@@ -747,5 +776,376 @@ static inline int _test_ioctl_destroy(int fd, __u32 id)
 #define test_destroy(fd, id) ASSERT_EQ(0, _test_ioctl_destroy(fd, id))
 #define test_err_destroy(_errno, fd, id) \
 	EXPECT_ERRNO(_errno, _test_ioctl_destroy(fd, id))
+
+/* ------------------------------------------------ KVM device attributes */
+
+/* KVM_{SET,GET,HAS}_DEVICE_ATTR with any group/attr/addr (bad-input tests). */
+static inline int _test_kvm_device_attr(int dev_fd, unsigned long op,
+					__u32 group, __u64 attr, __u64 addr)
+{
+	struct kvm_device_attr a = {
+		.group = group,
+		.attr = attr,
+		.addr = addr,
+	};
+
+	return ioctl(dev_fd, op, &a);
+}
+#define test_err_kvm_device_attr(_errno, dev_fd, op, group, attr, addr) \
+	EXPECT_ERRNO(_errno, _test_kvm_device_attr(dev_fd, op, group, attr, addr))
+
+#define test_err_vfio_group_get_device_fd(_errno, group_fd, name) \
+	EXPECT_ERRNO(_errno, _test_vfio_group_get_device_fd(group_fd, name))
+
+/* ------------------------------------------------ permutations */
+
+/*
+ * Next permutation of @a[0..n) in lexicographic order; false (and @a back
+ * to ascending) after the last one. Starting from ascending order this
+ * visits all n! orders exactly once.
+ */
+static inline bool next_permutation(int *a, int n)
+{
+	int i, j, t;
+
+	for (i = n - 2; i >= 0 && a[i] >= a[i + 1]; i--)
+		;
+	if (i >= 0) {
+		for (j = n - 1; a[j] <= a[i]; j--)
+			;
+		t = a[i], a[i] = a[j], a[j] = t;
+	}
+	for (j = i + 1, t = n - 1; j < t; j++, t--) {
+		int x = a[j];
+
+		a[j] = a[t];
+		a[t] = x;
+	}
+	return i >= 0;
+}
+
+static inline unsigned int factorial(int n)
+{
+	return n <= 1 ? 1 : n * factorial(n - 1);
+}
+
+/* ------------------------------------------- uevent log of several VMs */
+
+/*
+ * A uevent reader that keeps, for every VM this process creates, the total
+ * of create/destroy events (so "destroyed exactly once" can be checked over
+ * a whole test, whatever the VM names: a name "<pid>-<fd>" is reused as soon
+ * as the fd number is) and, for up to VM_WATCH_MAX VMs under watch, their
+ * own counts. A watch starts at zero when armed, i.e. before the VM exists.
+ */
+#define VM_WATCH_MAX 4
+
+struct vm_watch {
+	struct kvm_vm_id id;
+	struct kvm_uevents ev;
+	bool armed;
+};
+
+struct uevent_log {
+	int sock;
+	char prefix[24];		/* "/kvm/<pid>-" */
+	struct kvm_uevents total;	/* every VM of this process */
+	struct vm_watch *watch[VM_WATCH_MAX];
+};
+
+/* Bind the socket (before any VM to be counted exists). 0 or -errno. */
+static inline int uevent_log_open(struct uevent_log *log)
+{
+	memset(log, 0, sizeof(*log));
+	log->sock = uevent_open();
+	if (log->sock < 0)
+		return -errno;
+	kvm_own_stats_prefix(log->prefix, sizeof(log->prefix));
+	return 0;
+}
+
+static inline void uevent_log_close(struct uevent_log *log)
+{
+	close_fd(&log->sock);
+}
+
+/* Watch the VM behind @vm_fd; call right after KVM_CREATE_VM returned. */
+static inline void uevent_log_watch(struct uevent_log *log, int slot,
+				    struct vm_watch *w, int vm_fd)
+{
+	memset(w, 0, sizeof(*w));
+	kvm_vm_id_init(&w->id, vm_fd);
+	w->armed = true;
+	log->watch[slot] = w;
+}
+
+static inline void uevent_log_unwatch(struct uevent_log *log, int slot)
+{
+	log->watch[slot] = NULL;
+}
+
+/*
+ * Account every queued event. 0, or -ENOBUFS if the socket overflowed
+ * (events were lost: the counts are void and the caller must fail).
+ */
+static inline int uevent_log_pump(struct uevent_log *log)
+{
+	char buf[8192];
+
+	for (;;) {
+		const char *event = NULL, *path = NULL, *devpath = NULL;
+		struct sockaddr_nl src = {};
+		struct iovec iov = { buf, sizeof(buf) - 1 };
+		struct msghdr msg = {
+			.msg_name = &src,
+			.msg_namelen = sizeof(src),
+			.msg_iov = &iov,
+			.msg_iovlen = 1,
+		};
+		ssize_t len;
+		bool create;
+		char *p;
+		int i;
+
+		len = recvmsg(log->sock, &msg, MSG_DONTWAIT);
+		if (len < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (src.nl_pid != 0)
+			continue;
+		buf[len] = 0;
+		for (p = buf + strlen(buf) + 1; p < buf + len; p += strlen(p) + 1) {
+			if (!strncmp(p, "EVENT=", 6))
+				event = p + 6;
+			else if (!strncmp(p, "STATS_PATH=", 11))
+				path = p + 11;
+			else if (!strncmp(p, "DEVPATH=", 8))
+				devpath = p + 8;
+		}
+		if (!event || !path || !devpath ||
+		    strcmp(devpath, KVM_UEVENT_DEVPATH) ||
+		    strncmp(path, log->prefix, strlen(log->prefix)))
+			continue;
+		if (!strcmp(event, "create"))
+			create = true;
+		else if (!strcmp(event, "destroy"))
+			create = false;
+		else
+			continue;
+		if (create)
+			log->total.created++;
+		else
+			log->total.destroyed++;
+		for (i = 0; i < VM_WATCH_MAX; i++) {
+			struct vm_watch *w = log->watch[i];
+
+			if (!w || !w->armed || strcmp(path, w->id.stats_path))
+				continue;
+			if (create)
+				w->ev.created++;
+			else
+				w->ev.destroyed++;
+		}
+	}
+}
+
+/*
+ * Pump until @cond(@arg) holds or @timeout_ms passed; returns
+ * uevent_log_pump()'s error, else 0 (the caller asserts on the counts).
+ */
+static inline int uevent_log_wait(struct uevent_log *log,
+				  bool (*cond)(const struct uevent_log *, const void *),
+				  const void *arg, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	int ret;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = log->sock, .events = POLLIN };
+		long long left;
+
+		ret = uevent_log_pump(log);
+		if (ret || cond(log, arg))
+			return ret;
+		left = deadline - now_ms();
+		if (left <= 0)
+			return 0;
+		poll(&pfd, 1, left);
+	}
+}
+
+static inline bool __vm_watch_destroyed(const struct uevent_log *log,
+					const void *arg)
+{
+	return ((const struct vm_watch *)arg)->ev.destroyed > 0;
+}
+
+static inline bool __vm_watch_created(const struct uevent_log *log,
+				      const void *arg)
+{
+	return ((const struct vm_watch *)arg)->ev.created > 0;
+}
+
+static inline bool __uevent_log_balanced(const struct uevent_log *log,
+					 const void *arg)
+{
+	return log->total.destroyed >= log->total.created;
+}
+
+/* Wait for the watched VM's destroy event (it must be armed and watched). */
+static inline int vm_watch_wait_destroyed(struct uevent_log *log,
+					  struct vm_watch *w, int timeout_ms)
+{
+	return uevent_log_wait(log, __vm_watch_destroyed, w, timeout_ms);
+}
+
+static inline int vm_watch_wait_created(struct uevent_log *log,
+					struct vm_watch *w, int timeout_ms)
+{
+	return uevent_log_wait(log, __vm_watch_created, w, timeout_ms);
+}
+
+/* Wait until every VM created so far has been destroyed (or timeout). */
+static inline int uevent_log_wait_balanced(struct uevent_log *log, int timeout_ms)
+{
+	return uevent_log_wait(log, __uevent_log_balanced, NULL, timeout_ms);
+}
+
+/*
+ * Assertions on a watched VM. "Alive": its debugfs dir is there and no
+ * destroy event has been seen. "Destroyed": one destroy event within
+ * VM_DESTROY_TIMEOUT_MS and the debugfs dir gone; a second destroy event is
+ * caught by the totals (uevent_log_assert_balanced()) or by the next check.
+ * @what: the scenario, for the message.
+ */
+#define vm_assert_alive(log, w, what)                                          \
+	({                                                                     \
+		ASSERT_EQ(0, uevent_log_pump(log))                             \
+			TH_LOG("uevent socket overflowed");                    \
+		ASSERT_EQ(0, (w)->ev.destroyed)                                \
+			TH_LOG("%s: VM %s destroyed while something still pins it", \
+			       what, (w)->id.name);                            \
+		ASSERT_TRUE(kvm_vm_debugfs_present(&(w)->id))                  \
+			TH_LOG("%s: %s gone while something still pins the VM", \
+			       what, (w)->id.debugfs);                         \
+	})
+
+#define vm_assert_destroyed(log, w, what)                                      \
+	({                                                                     \
+		ASSERT_EQ(0, vm_watch_wait_destroyed(log, w,                   \
+						     VM_DESTROY_TIMEOUT_MS))   \
+			TH_LOG("uevent socket overflowed");                    \
+		ASSERT_EQ(1, (w)->ev.destroyed)                                \
+			TH_LOG("%s: VM %s: %u destroy events %d ms after its last holder went (leak if 0)", \
+			       what, (w)->id.name, (w)->ev.destroyed,          \
+			       VM_DESTROY_TIMEOUT_MS);                         \
+		ASSERT_TRUE(kvm_vm_debugfs_wait_gone(&(w)->id,                 \
+						     VM_DESTROY_TIMEOUT_MS))   \
+			TH_LOG("%s: %s still present after destroy", what,     \
+			       (w)->id.debugfs);                               \
+	})
+
+/*
+ * Every VM this process created has been destroyed, each exactly once: the
+ * destroy total catches up with the create total and, after a short grace
+ * for a late duplicate, does not exceed it.
+ */
+#define uevent_log_assert_balanced(log)                                        \
+	({                                                                     \
+		ASSERT_EQ(0, uevent_log_wait_balanced(log, VM_DESTROY_TIMEOUT_MS)); \
+		usleep(20000);                                                 \
+		ASSERT_EQ(0, uevent_log_pump(log));                            \
+		ASSERT_EQ((log)->total.created, (log)->total.destroyed)        \
+			TH_LOG("%u VMs created, %u destroy events",            \
+			       (log)->total.created, (log)->total.destroyed);  \
+	})
+
+/* ------------------------------------------------ mkvm (test-only mdev) */
+
+/*
+ * samples/vfio-mdev/mkvm.c (series patch "samples: vfio-mdev: Add mkvm"):
+ * an emulated mdev whose ->open_device() takes kvm->lock of the VM the open
+ * device holds and records its name; pread(device fd, 64, 0) returns
+ * "<pid>-<vmfd>\n" (the VM's debugfs dir) or "none\n".
+ */
+#define MKVM_FAIL_OPEN		"/sys/module/mkvm/parameters/fail_open"
+#define MKVM_VM_NONE		"none"
+
+static inline int vfio_find_mkvm(struct vfio_dev_info *d, int nth)
+{
+	return vfio_find_mdev(d, "mkvm", "CONFIG_SAMPLE_VFIO_MDEV_MKVM",
+			      ENV_MKVM, nth);
+}
+
+/*
+ * The VM the open device holds, without the newline, into @buf. Returns the
+ * length, or -1 with errno (e.g. EINVAL: cdev not bound).
+ */
+static inline int _test_mkvm_vm(int device_fd, char *buf, size_t len)
+{
+	ssize_t n;
+
+	n = pread(device_fd, buf, len - 1, 0);
+	if (n < 0)
+		return -1;
+	buf[n] = 0;
+	if (n && buf[n - 1] == '\n')
+		buf[--n] = 0;
+	return n;
+}
+
+/* Assert that the open device holds the VM named @want ("none": no VM). */
+#define test_mkvm_vm(device_fd, want, what)                                    \
+	({                                                                     \
+		char __vm[64];                                                 \
+		ASSERT_LE(0, _test_mkvm_vm(device_fd, __vm, sizeof(__vm)))     \
+			TH_LOG("%s: mkvm read: %s", what, strerror(errno));   \
+		ASSERT_STREQ(want, __vm)                                       \
+			TH_LOG("%s: the open device holds VM %s, expected %s", \
+			       what, __vm, want);                              \
+	})
+
+/* Write 0/1 to mkvm's fail_open parameter. 0 or -errno. */
+static inline int mkvm_set_fail_open(bool on)
+{
+	int fd, ret = 0;
+
+	fd = open(MKVM_FAIL_OPEN, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, on ? "1" : "0", 1) != 1)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* ------------------------------------------------ misc */
+
+/* An fd number that is certainly not open: dup something, then close it. */
+static inline int closed_fd_number(void)
+{
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0)
+		close(fd);
+	return fd;
+}
+
+/* Raise RLIMIT_NOFILE's soft limit to at least @want (up to the hard one). */
+static inline void raise_nofile(rlim_t want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+}
 
 #endif /* __SELFTEST_VFIO_KVM_UTILS_H */

@@ -37,38 +37,6 @@ static const char *const handle_name[NR_HANDLES] = {
 	[H_VM_STATS] = "vm_stats",
 };
 
-/* ------------------------------------------------- permutation generator */
-
-/*
- * Next permutation of @a[0..n) in lexicographic order; false (and @a back
- * to ascending) after the last one. Starting from ascending order this
- * visits all n! orders exactly once.
- */
-static bool next_permutation(int *a, int n)
-{
-	int i, j, t;
-
-	for (i = n - 2; i >= 0 && a[i] >= a[i + 1]; i--)
-		;
-	if (i >= 0) {
-		for (j = n - 1; a[j] <= a[i]; j--)
-			;
-		t = a[i], a[i] = a[j], a[j] = t;
-	}
-	for (j = i + 1, t = n - 1; j < t; j++, t--) {
-		int x = a[j];
-
-		a[j] = a[t];
-		a[t] = x;
-	}
-	return i >= 0;
-}
-
-static unsigned int factorial(int n)
-{
-	return n <= 1 ? 1 : n * factorial(n - 1);
-}
-
 /* The handles of @mask, ascending; returns how many. */
 static int handles_of(unsigned int mask, int *order)
 {

@@ -1,0 +1,370 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The paths by which a VFIO device meets a KVM VM, for the vfio_kvm tests
+ * (fixture variants, not copies of the tests):
+ *
+ *   group path: /dev/vfio/<N> in a type1 container, the device fd from
+ *               VFIO_GROUP_GET_DEVICE_FD; KVM_DEV_VFIO_FILE_ADD of the group
+ *   cdev path:  /dev/vfio/devices/vfioX bound to an iommufd
+ *               (VFIO_DEVICE_BIND_IOMMUFD; a vfio-pci device also attaches
+ *               to an IOAS); KVM_DEV_VFIO_FILE_ADD of the cdev fd
+ *
+ * with three devices: mtty (emulated: iommufd access), vfio-pci (QEMU's edu:
+ * a real iommufd idev) and mkvm (emulated, reports the VM it holds, see
+ * vfio_kvm_utils.h).
+ *
+ * And a model of SPEC.md's ownership table, from which the tests compute
+ * whether the VM must be alive after each step (see vk_model_vm_alive()).
+ */
+#ifndef __SELFTEST_VFIO_KVM_PATH_H
+#define __SELFTEST_VFIO_KVM_PATH_H
+
+#include "vfio_kvm_utils.h"
+
+enum vk_dev_kind {
+	VK_MTTY,
+	VK_MKVM,
+	VK_PCI,
+};
+
+static const char *const vk_dev_name[] = {
+	[VK_MTTY] = "mtty",
+	[VK_MKVM] = "mkvm",
+	[VK_PCI] = "vfio-pci",
+};
+
+/*
+ * The handles of one scenario. VK_FILE is what KVM_DEV_VFIO_FILE_ADD takes:
+ * the group fd (group path) or the device cdev fd (cdev path, where it is
+ * also the device fd). VK_DEVICE is the device fd of the group path only.
+ * VK_IOMMU is the type1 container (group path) or the iommufd (cdev path).
+ */
+enum vk_handle {
+	VK_VM,
+	VK_KVM_VFIO,
+	VK_FILE,
+	VK_DEVICE,
+	VK_IOMMU,
+	VK_NR_HANDLES
+};
+
+struct vk_path {
+	enum vk_dev_kind kind;
+	bool cdev;
+	struct vfio_dev_info dev;
+	int kvm_fd;
+	char what[96];		/* "group path, mtty 83b8...", for messages */
+};
+
+struct vk_handles {
+	int fd[VK_NR_HANDLES];
+	__u32 devid;		/* cdev path: from VFIO_DEVICE_BIND_IOMMUFD */
+};
+
+static inline void vk_handles_init(struct vk_handles *h)
+{
+	int i;
+
+	for (i = 0; i < VK_NR_HANDLES; i++)
+		h->fd[i] = -1;
+	h->devid = 0;
+}
+
+static inline void vk_handles_close(struct vk_handles *h)
+{
+	int i;
+
+	for (i = 0; i < VK_NR_HANDLES; i++)
+		close_fd(&h->fd[i]);
+}
+
+/* The fd the open device is used through (pread for mkvm). */
+static inline int vk_device_fd(const struct vk_path *p, const struct vk_handles *h)
+{
+	return p->cdev ? h->fd[VK_FILE] : h->fd[VK_DEVICE];
+}
+
+/*
+ * Find the @nth device of the kind, check that /dev/kvm, the KVM VFIO device,
+ * KVM's debugfs dir and the path's nodes are there. On a missing piece:
+ * returns false with the reason in @why (the caller SKIPs; nothing is left
+ * open). Anything that exists but does not work is the caller's failure.
+ */
+static inline bool vk_path_init(struct vk_path *p, enum vk_dev_kind kind,
+				bool cdev, int nth, char *why, size_t whylen)
+{
+	const char *node;
+	int ret;
+
+	memset(p, 0, sizeof(*p));
+	p->kind = kind;
+	p->cdev = cdev;
+	p->kvm_fd = -1;
+
+	switch (kind) {
+	case VK_MTTY:
+		ret = vfio_find_mtty(&p->dev, nth);
+		break;
+	case VK_MKVM:
+		ret = vfio_find_mkvm(&p->dev, nth);
+		break;
+	default:
+		ret = nth ? -ENOENT : vfio_find_pci(&p->dev);
+		if (nth)
+			strfmt(p->dev.why, sizeof(p->dev.why),
+			       "only one vfio-pci device is used");
+		break;
+	}
+	if (ret) {
+		strfmt(why, whylen, "%s", p->dev.why);
+		return false;
+	}
+	strfmt(p->what, sizeof(p->what), "%s path, %s %s",
+	       cdev ? "cdev" : "group", vk_dev_name[kind], p->dev.name);
+
+	node = cdev ? p->dev.cdev : p->dev.group;
+	if (!node[0] || access(node, F_OK)) {
+		strfmt(why, whylen, "%s: no %s node (%s)", p->what,
+		       cdev ? "vfio-dev/vfioX" : "/dev/vfio/<group>",
+		       cdev ? "CONFIG_VFIO_DEVICE_CDEV off?" :
+			      "CONFIG_VFIO_GROUP off?");
+		return false;
+	}
+	if (access(cdev ? IOMMUFD_PATH : VFIO_CONTAINER_PATH, F_OK)) {
+		strfmt(why, whylen, "no %s (%s)",
+		       cdev ? IOMMUFD_PATH : VFIO_CONTAINER_PATH,
+		       cdev ? "CONFIG_IOMMUFD" : "CONFIG_VFIO_CONTAINER");
+		return false;
+	}
+	if (!kvm_debugfs_available()) {
+		strfmt(why, whylen, "no %s: debugfs must be mounted at /sys/kernel/debug",
+		       KVM_DEBUGFS_DIR);
+		return false;
+	}
+	p->kvm_fd = kvm_open();
+	if (p->kvm_fd < 0) {
+		strfmt(why, whylen, "cannot open %s: %s (CONFIG_KVM, virtualization)",
+		       KVM_DEV_PATH, strerror(errno));
+		return false;
+	}
+	ret = kvm_has_vfio_device(p->kvm_fd);
+	if (ret <= 0) {
+		strfmt(why, whylen, "no KVM VFIO device: %s",
+		       ret ? strerror(errno) : "CONFIG_KVM_VFIO off");
+		close_fd(&p->kvm_fd);
+		return false;
+	}
+	return true;
+}
+
+static inline void vk_path_fini(struct vk_path *p)
+{
+	close_fd(&p->kvm_fd);
+}
+
+/* VM fd and KVM VFIO device fd; the VM is watched in @slot of @log. */
+#define vk_create_vm(p, h, log, slot, w)                                       \
+	({                                                                     \
+		test_kvm_create_vm((p)->kvm_fd, &(h)->fd[VK_VM]);              \
+		uevent_log_watch(log, slot, w, (h)->fd[VK_VM]);                \
+		test_kvm_create_vfio_device((h)->fd[VK_VM],                    \
+					    &(h)->fd[VK_KVM_VFIO]);            \
+	})
+
+/*
+ * Open the VFIO file (group: container + group, container set, type1v2;
+ * cdev: iommufd + device cdev).
+ */
+#define vk_open_file(p, h)                                                     \
+	({                                                                     \
+		if ((p)->cdev) {                                               \
+			(h)->fd[VK_IOMMU] = iommufd_open();                    \
+			ASSERT_LE(0, (h)->fd[VK_IOMMU])                        \
+				TH_LOG("open %s: %s", IOMMUFD_PATH,            \
+				       strerror(errno));                       \
+			(h)->fd[VK_FILE] = open((p)->dev.cdev,                 \
+						O_RDWR | O_CLOEXEC);           \
+			ASSERT_LE(0, (h)->fd[VK_FILE])                         \
+				TH_LOG("open %s: %s", (p)->dev.cdev,           \
+				       strerror(errno));                       \
+		} else {                                                       \
+			(h)->fd[VK_IOMMU] = open(VFIO_CONTAINER_PATH,          \
+						 O_RDWR | O_CLOEXEC);          \
+			ASSERT_LE(0, (h)->fd[VK_IOMMU])                        \
+				TH_LOG("open %s: %s", VFIO_CONTAINER_PATH,     \
+				       strerror(errno));                       \
+			(h)->fd[VK_FILE] = open((p)->dev.group,                \
+						O_RDWR | O_CLOEXEC);           \
+			ASSERT_LE(0, (h)->fd[VK_FILE])                         \
+				TH_LOG("open %s: %s", (p)->dev.group,          \
+				       strerror(errno));                       \
+			test_vfio_group_set_container((h)->fd[VK_FILE],        \
+						      (h)->fd[VK_IOMMU]);      \
+			test_vfio_set_iommu((h)->fd[VK_IOMMU],                 \
+					    VFIO_TYPE1v2_IOMMU);               \
+		}                                                              \
+	})
+
+/*
+ * Open the device: VFIO_GROUP_GET_DEVICE_FD (group path) or
+ * VFIO_DEVICE_BIND_IOMMUFD (cdev path; a vfio-pci device is also attached to
+ * a fresh IOAS). This is when the device takes the VM cached in the VFIO
+ * file. 0, or -1 with errno.
+ */
+static inline int _vk_open_device(const struct vk_path *p, struct vk_handles *h)
+{
+	__u32 ioas;
+	int fd;
+
+	if (!p->cdev) {
+		fd = _test_vfio_group_get_device_fd(h->fd[VK_FILE], p->dev.name);
+		if (fd < 0)
+			return -1;
+		h->fd[VK_DEVICE] = fd;
+		return 0;
+	}
+	if (_test_vfio_device_bind_iommufd(h->fd[VK_FILE], h->fd[VK_IOMMU],
+					   &h->devid))
+		return -1;
+	if (p->kind != VK_PCI)
+		return 0;
+	if (_test_ioctl_ioas_alloc(h->fd[VK_IOMMU], &ioas))
+		return -1;
+	return _test_vfio_device_attach_pt(h->fd[VK_FILE], ioas);
+}
+#define vk_open_device(p, h)                                                   \
+	ASSERT_EQ(0, _vk_open_device(p, h))                                    \
+		TH_LOG("%s: opening the device (%s): %s", (p)->what,           \
+		       (p)->cdev ? "VFIO_DEVICE_BIND_IOMMUFD" :                \
+				   "VFIO_GROUP_GET_DEVICE_FD",                 \
+		       strerror(errno))
+
+/*
+ * mkvm only: the open device holds the VM named @want ("none": no VM).
+ * Other devices have no such oracle: the tests use destroy timing for them.
+ */
+#define vk_expect_device_vm(p, h, want, what)                                  \
+	({                                                                     \
+		if ((p)->kind == VK_MKVM)                                      \
+			test_mkvm_vm(vk_device_fd(p, h), want, what);          \
+	})
+
+/* ------------------------------------------------------------- the model */
+
+/*
+ * SPEC.md's ownership table, reduced to what decides the VM's life in one
+ * scenario (one VM, one VFIO file, one device):
+ *
+ *   VM file   <- VM fd                                     (until close)
+ *             <- the VFIO file's cached VM                 (FILE_ADD while the
+ *                VM file was alive, until FILE_DEL / KVM VFIO device close)
+ *             <- the open device                           (if opened while
+ *                the file cached the VM; until the device is closed)
+ *   struct kvm <- VM file, KVM VFIO device fd
+ *   VFIO file <- its fd; the KVM VFIO device (FILE_ADD until FILE_DEL or its
+ *                close); group path: every open device fd
+ *   the open device: group path: its device fd; cdev path: the cdev file, so
+ *                it stays bound while the KVM VFIO device holds the file
+ *
+ * The VM file, once released, never comes back (KVM clears its weak
+ * pointer), and the VM is alive exactly while its file or struct kvm is
+ * pinned. Container and iommufd fds pin nothing of this (the group holds its
+ * container, a bound device its iommufd context).
+ */
+struct vk_model {
+	bool cdev;
+	bool open[VK_NR_HANDLES];	/* fd open */
+	bool assoc;		/* the KVM VFIO device holds the VFIO file */
+	bool cached_vm;		/* ... and the file caches the VM file */
+	bool dev_open;		/* the device is open (cdev: bound) */
+	bool dev_vm;		/* ... and holds the VM file */
+	bool vm_file;		/* the VM file is alive */
+};
+
+static inline bool vk_model_file_alive(const struct vk_model *m)
+{
+	return m->open[VK_FILE] || m->assoc ||
+	       (!m->cdev && m->open[VK_DEVICE]);
+}
+
+/* Propagate releases after a change; call after every step. */
+static inline void vk_model_settle(struct vk_model *m)
+{
+	if (!m->assoc)
+		m->cached_vm = false;
+	if (m->cdev)
+		m->dev_open = m->dev_open && vk_model_file_alive(m);
+	else
+		m->dev_open = m->dev_open && m->open[VK_DEVICE];
+	if (!m->dev_open)
+		m->dev_vm = false;
+	m->vm_file = m->vm_file &&
+		     (m->open[VK_VM] || m->cached_vm || m->dev_vm);
+}
+
+static inline bool vk_model_vm_alive(const struct vk_model *m)
+{
+	return m->vm_file || m->open[VK_KVM_VFIO];
+}
+
+/* Start: VM fd and KVM VFIO device fd open. */
+static inline void vk_model_init(struct vk_model *m, bool cdev)
+{
+	memset(m, 0, sizeof(*m));
+	m->cdev = cdev;
+	m->open[VK_VM] = m->open[VK_KVM_VFIO] = true;
+	m->vm_file = true;
+}
+
+static inline void vk_model_open_file(struct vk_model *m)
+{
+	m->open[VK_FILE] = m->open[VK_IOMMU] = true;
+}
+
+static inline void vk_model_file_add(struct vk_model *m)
+{
+	m->assoc = true;
+	/*
+	 * Only a VM whose file is still alive is cached: KVM's weak pointer
+	 * is cleared when the VM file is released. (SPEC.md says "if the VM
+	 * fd is still open"; the two differ only when something else pins
+	 * the VM file, which no scenario here does at FILE_ADD time.)
+	 */
+	m->cached_vm = m->vm_file;
+}
+
+static inline void vk_model_open_device(struct vk_model *m)
+{
+	if (!m->cdev)
+		m->open[VK_DEVICE] = true;
+	m->dev_open = true;
+	m->dev_vm = m->cached_vm;
+}
+
+/* FILE_DEL needs the KVM VFIO device fd and the VFIO file's fd. */
+static inline bool vk_model_can_del(const struct vk_model *m)
+{
+	return m->open[VK_KVM_VFIO] && m->open[VK_FILE];
+}
+
+static inline void vk_model_file_del(struct vk_model *m)
+{
+	m->assoc = false;
+	vk_model_settle(m);
+}
+
+static inline void vk_model_close(struct vk_model *m, enum vk_handle hd)
+{
+	m->open[hd] = false;
+	if (hd == VK_KVM_VFIO)
+		m->assoc = false;	/* its release drops every association */
+	vk_model_settle(m);
+}
+
+/* Is the device reachable through an fd (for the mkvm oracle)? */
+static inline bool vk_model_device_fd_open(const struct vk_model *m)
+{
+	return m->dev_open && m->open[m->cdev ? VK_FILE : VK_DEVICE];
+}
+
+#endif /* __SELFTEST_VFIO_KVM_PATH_H */

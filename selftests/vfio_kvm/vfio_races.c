@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Concurrency between KVM's association calls and VFIO's device open/close,
+ * with lockdep on in the test kernel.
+ *
+ * Each round creates a VM and its KVM VFIO device, opens the VFIO file, and
+ * runs, bounded in time:
+ *   - an "assoc" thread: KVM_DEV_VFIO_FILE_ADD / _DEL of the VFIO file;
+ *   - a "device" thread: opens and closes the device (group path:
+ *     VFIO_GROUP_GET_DEVICE_FD + close; cdev path: open the cdev, FILE_ADD,
+ *     VFIO_DEVICE_BIND_IOMMUFD, FILE_DEL, close) and, on mkvm, reads which VM
+ *     the open device holds;
+ *   - the round's main thread, which closes the VM fd and the KVM VFIO
+ *     device fd at random moments (in random order).
+ * With mkvm this is the seed-004 lock pattern: ->open_device() takes
+ * kvm->lock under VFIO's locks while KVM holds kvm->lock around the KVM VFIO
+ * device's release, which calls back into VFIO (vfio_file_set_kvm()).
+ *
+ * Fds are "closed" with dup2(/dev/null, fd): the number stays taken until
+ * the round ends, so no thread can hit a recycled fd number that now names
+ * another file; the file itself is released exactly as by close().
+ *
+ * After every round: the VM is destroyed exactly once, every fd is back.
+ * Lockdep splats, KASAN reports and hung tasks fail the test through the
+ * kernel-log scan; a deadlock shows as the test's timeout.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "vfio_kvm_path.h"
+
+#define RACE_MS		2000	/* per variant */
+#define RACE_ROUNDS	40	/* at most */
+#define ROUND_MS	40	/* closes happen within this */
+
+FIXTURE(vfio_race)
+{
+	struct vk_path p;
+	struct uevent_log log;
+	int null_fd;
+	int base_fds;
+};
+
+FIXTURE_VARIANT(vfio_race)
+{
+	enum vk_dev_kind kind;
+	bool cdev;
+};
+
+FIXTURE_VARIANT_ADD(vfio_race, group_mtty)
+{
+	.kind = VK_MTTY,
+	.cdev = false,
+};
+
+FIXTURE_VARIANT_ADD(vfio_race, cdev_mtty)
+{
+	.kind = VK_MTTY,
+	.cdev = true,
+};
+
+FIXTURE_VARIANT_ADD(vfio_race, cdev_pci)
+{
+	.kind = VK_PCI,
+	.cdev = true,
+};
+
+FIXTURE_VARIANT_ADD(vfio_race, group_mkvm)
+{
+	.kind = VK_MKVM,
+	.cdev = false,
+};
+
+FIXTURE_VARIANT_ADD(vfio_race, cdev_mkvm)
+{
+	.kind = VK_MKVM,
+	.cdev = true,
+};
+
+FIXTURE_SETUP(vfio_race)
+{
+	char why[600];
+	int ret;
+
+	self->log.sock = -1;
+	self->null_fd = -1;
+	if (!vk_path_init(&self->p, variant->kind, variant->cdev, 0, why,
+			  sizeof(why)))
+		SKIP(return, "%s", why);
+	ret = uevent_log_open(&self->log);
+	if (ret) {
+		vk_path_fini(&self->p);
+		SKIP(return, "NETLINK_KOBJECT_UEVENT socket: %s", strerror(-ret));
+	}
+	self->null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, self->null_fd);
+	self->base_fds = count_open_fds();
+	ASSERT_LT(0, self->base_fds);
+}
+
+FIXTURE_TEARDOWN(vfio_race)
+{
+	close_fd(&self->null_fd);
+	uevent_log_close(&self->log);
+	vk_path_fini(&self->p);
+}
+
+/* One round's shared state. */
+struct race {
+	const struct vk_path *p;
+	struct vk_handles h;	/* VM, KVM VFIO, VFIO file (group), iommu */
+	char vm_name[32];
+	atomic_bool stop;
+	atomic_int cdev_fd;	/* cdev path: the device thread's current fd */
+	/* first unexpected result of a thread, reported by the main thread */
+	atomic_bool failed;
+	char why[160];
+	/* what happened, for the log */
+	atomic_uint adds, dels, opens, opens_vm, opens_none;
+};
+
+static void __attribute__((format(printf, 2, 3)))
+race_fail(struct race *r, const char *fmt, ...)
+{
+	bool no = false;
+	va_list ap;
+
+	if (!atomic_compare_exchange_strong(&r->failed, &no, true))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(r->why, sizeof(r->why), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * errnos a racing FILE_ADD/DEL may see: EEXIST/ENOENT (the other thread
+ * added/removed it), ENOTTY (KVM VFIO device fd replaced by /dev/null),
+ * EBADF/EINVAL (cdev fd closed or replaced meanwhile).
+ */
+static bool assoc_errno_ok(int err)
+{
+	return err == EEXIST || err == ENOENT || err == ENOTTY ||
+	       err == EBADF || err == EINVAL;
+}
+
+static void race_assoc_op(struct race *r, __u64 op, int fd)
+{
+	if (!_test_kvm_vfio_file(r->h.fd[VK_KVM_VFIO], op, fd)) {
+		atomic_fetch_add(op == KVM_DEV_VFIO_FILE_ADD ? &r->adds : &r->dels, 1);
+		return;
+	}
+	if (!assoc_errno_ok(errno))
+		race_fail(r, "FILE_%s: %s", op == KVM_DEV_VFIO_FILE_ADD ? "ADD" : "DEL",
+			  strerror(errno));
+}
+
+static void *assoc_thread(void *arg)
+{
+	struct race *r = arg;
+
+	while (!atomic_load(&r->stop)) {
+		int fd = r->p->cdev ? atomic_load(&r->cdev_fd) : r->h.fd[VK_FILE];
+
+		if (fd < 0) {
+			sched_yield();
+			continue;
+		}
+		race_assoc_op(r, KVM_DEV_VFIO_FILE_ADD, fd);
+		race_assoc_op(r, KVM_DEV_VFIO_FILE_DEL, fd);
+	}
+	return NULL;
+}
+
+/* mkvm: the open device holds this round's VM or none, nothing else. */
+static void race_check_vm(struct race *r, int device_fd)
+{
+	char vm[64];
+
+	if (r->p->kind != VK_MKVM)
+		return;
+	if (_test_mkvm_vm(device_fd, vm, sizeof(vm)) < 0) {
+		race_fail(r, "mkvm read: %s", strerror(errno));
+		return;
+	}
+	if (!strcmp(vm, r->vm_name))
+		atomic_fetch_add(&r->opens_vm, 1);
+	else if (!strcmp(vm, MKVM_VM_NONE))
+		atomic_fetch_add(&r->opens_none, 1);
+	else
+		race_fail(r, "open device holds VM %s, expected %s or none",
+			  vm, r->vm_name);
+}
+
+static void race_device_group(struct race *r)
+{
+	int fd;
+
+	fd = _test_vfio_group_get_device_fd(r->h.fd[VK_FILE], r->p->dev.name);
+	if (fd < 0) {
+		race_fail(r, "VFIO_GROUP_GET_DEVICE_FD: %s", strerror(errno));
+		return;
+	}
+	atomic_fetch_add(&r->opens, 1);
+	race_check_vm(r, fd);
+	close(fd);
+}
+
+static void race_device_cdev(struct race *r)
+{
+	struct vk_handles h = r->h;
+	int fd;
+
+	fd = open(r->p->dev.cdev, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		race_fail(r, "open %s: %s", r->p->dev.cdev, strerror(errno));
+		return;
+	}
+	atomic_store(&r->cdev_fd, fd);
+	race_assoc_op(r, KVM_DEV_VFIO_FILE_ADD, fd);
+	h.fd[VK_FILE] = fd;
+	if (!_vk_open_device(r->p, &h)) {
+		atomic_fetch_add(&r->opens, 1);
+		race_check_vm(r, fd);
+	} else if (errno != EINVAL) {
+		/*
+		 * EINVAL: an earlier cdev file is still bound because the assoc
+		 * thread re-added it just before it was closed (the KVM VFIO
+		 * device holds it until its release); anything else is a bug.
+		 */
+		race_fail(r, "binding %s: %s", r->p->dev.cdev, strerror(errno));
+	}
+	race_assoc_op(r, KVM_DEV_VFIO_FILE_DEL, fd);
+	atomic_store(&r->cdev_fd, -1);
+	close(fd);
+}
+
+static void *device_thread(void *arg)
+{
+	struct race *r = arg;
+
+	while (!atomic_load(&r->stop)) {
+		if (r->p->cdev)
+			race_device_cdev(r);
+		else
+			race_device_group(r);
+	}
+	return NULL;
+}
+
+/*
+ * Rule: FILE_ADD/FILE_DEL, device open/close (or cdev bind/unbind) and the
+ * close of the VM fd and of the KVM VFIO device fd may run concurrently in
+ * any interleaving: no deadlock (the seed-004 lock pattern with mkvm, which
+ * takes kvm->lock in ->open_device()), no lockdep or KASAN report, every
+ * call either succeeds or fails with an errno explained by the race, an open
+ * device holds this round's VM or none, and after each round the VM is
+ * destroyed exactly once with every fd back.
+ * Can fail: a lock-order inversion (lockdep report, or the test's timeout on
+ * a real deadlock), a reference leaked by a racing path (VM not destroyed
+ * after the round), a double put (KASAN/refcount report, two destroy
+ * events), a device holding a stale or foreign VM (mkvm read).
+ */
+TEST_F_TIMEOUT(vfio_race, concurrent_assoc_open_close, 30)
+{
+	unsigned int round, opens = 0, adds = 0, vm_opens = 0, none_opens = 0;
+	long long start = now_ms();
+	unsigned int seed = (unsigned int)start;
+
+	for (round = 0; round < RACE_ROUNDS && now_ms() - start < RACE_MS; round++) {
+		struct race r = { .p = &self->p };
+		pthread_t assoc, dev;
+		struct vm_watch w;
+		char what[96];
+		int first, second;
+
+		vk_handles_init(&r.h);
+		atomic_init(&r.cdev_fd, -1);
+		vk_create_vm(&self->p, &r.h, &self->log, 0, &w);
+		strfmt(r.vm_name, sizeof(r.vm_name), "%s", w.id.name);
+		vk_open_file(&self->p, &r.h);
+		if (self->p.cdev)
+			close_fd(&r.h.fd[VK_FILE]);	/* the device thread opens its own */
+		else
+			test_kvm_vfio_file_add(r.h.fd[VK_KVM_VFIO], r.h.fd[VK_FILE]);
+
+		ASSERT_EQ(0, pthread_create(&assoc, NULL, assoc_thread, &r));
+		ASSERT_EQ(0, pthread_create(&dev, NULL, device_thread, &r));
+
+		/* Close the VM fd and the KVM VFIO device fd, in random order. */
+		first = rand_r(&seed) & 1 ? VK_VM : VK_KVM_VFIO;
+		second = first == VK_VM ? VK_KVM_VFIO : VK_VM;
+		usleep(1000 * (rand_r(&seed) % ROUND_MS));
+		ASSERT_LE(0, dup2(self->null_fd, r.h.fd[first]));
+		usleep(1000 * (rand_r(&seed) % ROUND_MS));
+		ASSERT_LE(0, dup2(self->null_fd, r.h.fd[second]));
+		/* Let the threads run on against the dead handles for a bit. */
+		usleep(5000);
+		atomic_store(&r.stop, true);
+		ASSERT_EQ(0, pthread_join(assoc, NULL));
+		ASSERT_EQ(0, pthread_join(dev, NULL));
+		vk_handles_close(&r.h);
+
+		ASSERT_FALSE(atomic_load(&r.failed))
+			TH_LOG("%s, round %u: %s", self->p.what, round, r.why);
+		strfmt(what, sizeof(what), "%s, round %u", self->p.what, round);
+		vm_assert_destroyed(&self->log, &w, what);
+		uevent_log_unwatch(&self->log, 0);
+		ASSERT_EQ(self->base_fds, count_open_fds()) TH_LOG("%s", what);
+		opens += r.opens;
+		adds += r.adds;
+		vm_opens += r.opens_vm;
+		none_opens += r.opens_none;
+	}
+	uevent_log_assert_balanced(&self->log);
+	/* The race must have happened at all. */
+	ASSERT_LT(0, opens) TH_LOG("no device open succeeded");
+	ASSERT_LT(0, adds) TH_LOG("no FILE_ADD succeeded");
+	if (self->p.kind == VK_MKVM)
+		ASSERT_LT(0, vm_opens) TH_LOG("no open got the VM: the lock pattern was not exercised");
+	TH_LOG("%s: %u rounds in %lld ms, %u device opens (%u with the VM, %u without), %u FILE_ADDs",
+	       self->p.what, round, now_ms() - start, opens, vm_opens,
+	       none_opens, adds);
+}
+
+TEST_HARNESS_MAIN

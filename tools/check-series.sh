@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Series hygiene, fast: every patch of linux/ applies in order and passes
+# checkpatch --strict; after every patch the objects the series touches build
+# (x86, modular config with KVM, VFIO, iommufd and i915 GVT, W=1) without a
+# warning the base tree does not have; sparse reports nothing new for them;
+# VFIO does not depend on kvm.ko; the s390 (vfio-ap, zdev) and arm64 (SMMUv3
+# iommufd, Tegra241 CMDQV) objects build with Debian's cross compilers.
+# Objects, not kernels: a few minutes on 2 cores.
+#
+# Usage: tools/check-series.sh        (KSRC=, CACHE_DIR=, JOBS= as run_tests.sh)
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# The configurations: base defconfig of the architecture + these options.
+X86_CONFIG="
+CONFIG_KVM=m
+CONFIG_KVM_INTEL=m
+CONFIG_KVM_AMD=m
+CONFIG_VFIO=m
+CONFIG_VFIO_GROUP=y
+CONFIG_VFIO_CONTAINER=y
+CONFIG_VFIO_DEVICE_CDEV=y
+CONFIG_VFIO_PCI=m
+CONFIG_VFIO_MDEV=m
+CONFIG_IOMMUFD=m
+CONFIG_RUNTIME_TESTING_MENU=y
+CONFIG_IOMMUFD_TEST=y
+CONFIG_IOMMU_PT_AMDV1=y
+CONFIG_DRM_I915=m
+CONFIG_DRM_I915_GVT_KVMGT=m
+CONFIG_SAMPLES=y
+CONFIG_SAMPLE_VFIO_MDEV_MTTY=m
+CONFIG_SAMPLE_VFIO_MDEV_MKVM=m
+"
+S390_CONFIG="
+CONFIG_KVM=m
+CONFIG_VFIO=m
+CONFIG_VFIO_PCI=m
+CONFIG_VFIO_PCI_ZDEV_KVM=y
+CONFIG_VFIO_AP=m
+CONFIG_ZCRYPT=m
+CONFIG_IOMMUFD=m
+"
+ARM64_CONFIG="
+CONFIG_IOMMUFD=y
+CONFIG_ARM_SMMU_V3=y
+CONFIG_ARM_SMMU_V3_IOMMUFD=y
+CONFIG_TEGRA241_CMDQV=y
+CONFIG_KVM=y
+"
+# Objects per architecture: the .c files the series touches and a few that
+# include its headers (KVM's VFIO device, KVM's x86 core, the vIOMMU drivers).
+X86_OBJS="virt/kvm/kvm_main.o virt/kvm/vfio.o arch/x86/kvm/x86.o
+	drivers/vfio/vfio_main.o drivers/vfio/group.o drivers/vfio/device_cdev.o
+	drivers/vfio/iommufd.o drivers/vfio/container.o
+	drivers/iommu/iommufd/main.o drivers/iommu/iommufd/device.o
+	drivers/iommu/iommufd/viommu.o drivers/iommu/iommufd/hw_pagetable.o
+	drivers/iommu/iommufd/selftest.o
+	drivers/gpu/drm/i915/gvt/kvmgt.o samples/vfio-mdev/mkvm.o
+	samples/vfio-mdev/mtty.o"
+S390_OBJS="drivers/s390/crypto/vfio_ap_ops.o drivers/vfio/pci/vfio_pci_zdev.o
+	drivers/vfio/vfio_main.o drivers/iommu/iommufd/viommu.o"
+ARM64_OBJS="drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3-iommufd.o
+	drivers/iommu/arm/arm-smmu-v3/tegra241-cmdqv.o
+	drivers/iommu/iommufd/viommu.o drivers/iommu/iommufd/device.o"
+
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# KVM's objects live in virt/kvm/ but are built by arch/<arch>/kvm/Makefile.
+objpath() {
+	local arch=${2%_64}
+
+	case $1 in
+	virt/kvm/*) echo "arch/$arch/kvm/../../../$1" ;;
+	*) echo "$1" ;;
+	esac
+}
+
+# xmake ARCH BUILD [make args]: build in the check tree.
+xmake() {
+	local arch=$1 build=$2 cross=
+	shift 2
+	case $arch in
+	s390) cross=s390x-linux-gnu- ;;
+	arm64) cross=aarch64-linux-gnu- ;;
+	esac
+	make -s -C "$TREE" O="$build" ARCH="$arch" ${cross:+CROSS_COMPILE=$cross} \
+		-j"$JOBS" "$@"
+}
+
+# setup ARCH: defconfig + options, then prepare.  Sets BUILDDIR.
+setup() {
+	local arch=$1 opts=$2 sym line
+
+	BUILDDIR=$CACHE/check/build-$arch
+	mkdir -p "$BUILDDIR"
+	xmake "$arch" "$BUILDDIR" defconfig >/dev/null
+	printf '%s\n' "$opts" > "$BUILDDIR/fragment"
+	"$TREE/scripts/kconfig/merge_config.sh" -m -O "$BUILDDIR" \
+		"$BUILDDIR/.config" "$BUILDDIR/fragment" >/dev/null
+	xmake "$arch" "$BUILDDIR" olddefconfig >/dev/null
+	for line in $opts; do
+		sym=${line%%=*}
+		grep -qx "$line" "$BUILDDIR/.config" ||
+			grep -rqsE "^config ${sym#CONFIG_}\$" --include='Kconfig*' "$TREE" ||
+			continue	# not in this tree (yet): the series adds it
+		grep -qx "$line" "$BUILDDIR/.config" ||
+			fail "$arch config: $line did not survive olddefconfig"
+	done
+	xmake "$arch" "$BUILDDIR" prepare >/dev/null 2>&1 ||
+		die "$arch: make prepare failed"
+}
+
+# build ARCH LOG OBJS...: W=1 build of the objects that exist in the tree;
+# compiler diagnostics go to LOG, normalized (no line/column numbers) so
+# that logs of different trees can be compared.
+build() {
+	local arch=$1 log=$2 o src
+	local -a objs=()
+	shift 2
+	for o in "$@"; do
+		src=${o%.o}.c
+		[ -e "$TREE/$src" ] && objs+=("$(objpath "$o" "$arch")")
+	done
+	xmake "$arch" "$BUILDDIR" W=1 -k "${objs[@]}" > "$log.raw" 2>&1
+	local rc=$?
+	grep -E 'warning:|error:' "$log.raw" | normalize > "$log"
+	return $rc
+}
+
+# sparse_check LOG: sparse (C=2: checked even if up to date) on the x86
+# objects, normalized diagnostics to LOG.
+sparse_check() {
+	local o
+	local -a objs=()
+
+	for o in $X86_OBJS; do
+		[ -e "$TREE/${o%.o}.c" ] && objs+=("$(objpath "$o" x86_64)")
+	done
+	xmake x86_64 "$BUILDDIR" C=2 CHECK=sparse -k "${objs[@]}" 2>&1 |
+		grep -E 'warning:|error:' | normalize > "$1" || true
+}
+
+normalize() {
+	sed -E "s|$TREE/||; s|:[0-9]+:[0-9]+:|:|; s|^(\.\./)+||" | sort -u
+}
+
+# new_diags BASELOG LOG: diagnostics in LOG that BASELOG does not have.
+new_diags() {
+	comm -13 "$1" "$2"
+}
+
+main() {
+	local p i n tmp log base_log
+	need gcc make flex bison bc git flock perl
+	trap ticker_stop EXIT
+	cache_lock
+	resolve_source
+	read_series
+	n=${#SERIES[@]}
+	step "kernel source: $SRC_VERSION; $n patches"
+
+	# 1. checkpatch --strict on every patch.
+	for p in "${SERIES[@]}"; do
+		tmp=$(perl "$SRC/scripts/checkpatch.pl" --strict -q --no-tree "$p" 2>&1) || true
+		[ -z "$tmp" ] || { fail "checkpatch: ${p##*/}"; echo "$tmp" | sed 's/^/    /'; }
+	done
+	step "checkpatch --strict: done"
+
+	# 2. A pristine tree, with the x86 configuration prepared.
+	TREE=$CACHE/check/tree
+	step "copying pristine tree to $TREE"
+	rm -rf "$TREE"
+	mkdir -p "$CACHE/check"
+	cp -a "$SRC" "$TREE"
+	rm -f "$TREE/.complete"
+	step "x86_64: defconfig + options, prepare"
+	ticker_start "preparing"
+	setup x86_64 "$X86_CONFIG"
+	ticker_stop
+	base_log=$CACHE/check/x86-0.log
+	step "x86_64: base objects (W=1)"
+	build x86_64 "$base_log" $X86_OBJS || true
+	command -v sparse >/dev/null && sparse_check "$CACHE/check/sparse-0.log"
+
+	# 3. Apply the patches one by one; after each, the objects build and
+	# add no diagnostics.  The configuration is refreshed once the series
+	# adds the options it needs (mkvm).
+	i=0
+	for p in "${SERIES[@]}"; do
+		i=$((i + 1))
+		(cd "$TREE" && git apply --whitespace=nowarn "$p") ||
+			{ fail "does not apply: ${p##*/}"; break; }
+		if patch_files "$p" | grep -q 'Kconfig'; then
+			setup x86_64 "$X86_CONFIG"
+		fi
+		log=$CACHE/check/x86-$i.log
+		if ! build x86_64 "$log" $X86_OBJS; then
+			fail "x86_64 build after ${p##*/}"
+			grep -E 'error' "$log" | head -n 20 | sed 's/^/    /'
+		fi
+		tmp=$(new_diags "$base_log" "$log")
+		if [ -n "$tmp" ]; then
+			fail "new W=1 diagnostics after ${p##*/}"
+			echo "$tmp" | sed 's/^/    /'
+		fi
+		step "[$i/$n] ${p##*/}: builds"
+	done
+
+	# 4. sparse on the final tree, against the base tree's report.
+	if command -v sparse >/dev/null; then
+		sparse_check "$CACHE/check/sparse-$n.log"
+		tmp=$(new_diags "$CACHE/check/sparse-0.log" "$CACHE/check/sparse-$n.log")
+		[ -z "$tmp" ] || { fail "new sparse warnings"; echo "$tmp" | sed 's/^/    /'; }
+		step "sparse: $(wc -l < "$CACHE/check/sparse-$n.log") warnings, none new"
+	else
+		fail "sparse is not installed (make deps)"
+	fi
+
+	# 5. VFIO without kvm.ko: no symbol_get() of KVM, no KVM symbol used.
+	static_checks "$TREE" || fail "static checks"
+	(cd "$BUILDDIR" && xmake x86_64 "$BUILDDIR" drivers/vfio/ >/dev/null 2>&1) ||
+		fail "x86_64: drivers/vfio/ does not build"
+	tmp=$(nm -u "$BUILDDIR/drivers/vfio/vfio.o" 2>/dev/null | grep -E ' (kvm_|__kvm)' || true)
+	[ -z "$tmp" ] || { fail "vfio.ko needs KVM symbols:"; echo "$tmp"; }
+	step "vfio.o: no KVM symbol dependency"
+
+	# 6. Cross builds of the final tree.
+	if command -v s390x-linux-gnu-gcc >/dev/null; then
+		step "s390: defconfig + options, prepare, objects"
+		setup s390 "$S390_CONFIG"
+		build s390 "$CACHE/check/s390.log" $S390_OBJS ||
+			{ fail "s390 objects"; grep error "$CACHE/check/s390.log" | head; }
+	else
+		fail "no s390x-linux-gnu-gcc (make deps)"
+	fi
+	if command -v aarch64-linux-gnu-gcc >/dev/null; then
+		step "arm64: defconfig + options, prepare, objects"
+		setup arm64 "$ARM64_CONFIG"
+		build arm64 "$CACHE/check/arm64.log" $ARM64_OBJS ||
+			{ fail "arm64 objects"; grep error "$CACHE/check/arm64.log" | head; }
+	else
+		fail "no aarch64-linux-gnu-gcc (make deps)"
+	fi
+
+	step "finished"
+	echo "check-series: $n patches, $failures failures"
+	[ "$failures" -eq 0 ]
+}
+
+main "$@"
+exit

@@ -1,0 +1,146 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared by run_tests.sh and tools/*.sh (sourced, not run): the cache, the
+# pinned kernel source and the series.  Callers set -euo pipefail.
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vm-file-refs}
+PKG=${KERNEL_PACKAGE:-linux-source-7.3}
+APT_SUITE=${APT_SUITE:-trixie-backports}
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+JOBS=${JOBS:-$(nproc)}
+
+t0=${t0:-$(date +%s)}
+step() { printf '==> [%4ss] %s\n' "$(($(date +%s) - t0))" "$*"; }
+die() { echo "${0##*/}: error: $*" >&2; exit 1; }
+
+# Print a line every minute while a long step runs.
+ticker_pid=
+ticker_start() {
+	( while sleep 60; do step "... still $1"; done ) &
+	ticker_pid=$!
+}
+ticker_stop() {
+	[ -n "$ticker_pid" ] && kill "$ticker_pid" 2>/dev/null
+	wait "$ticker_pid" 2>/dev/null || true
+	ticker_pid=
+}
+
+need() {
+	local missing=() t
+	for t in "$@"; do command -v "$t" >/dev/null || missing+=("$t"); done
+	[ ${#missing[@]} -eq 0 ] ||
+		die "missing tools: ${missing[*]} (run: make deps)"
+}
+
+# One user of a cache directory at a time (trees, build dirs and outputs are
+# shared): take the lock on fd 9, waiting for the holder if there is one.
+cache_lock() {
+	mkdir -p "$CACHE"
+	exec 9>"$CACHE/.lock"
+	if ! flock -n 9; then
+		step "waiting for another run on $CACHE to finish"
+		flock 9
+	fi
+}
+
+# Debian's linux-source package, fetched with a private apt configuration
+# and state so that the system's sources are never touched.  Sets SRC (the
+# unpacked tree) and SRC_VERSION.
+fetch_debian_source() {
+	local apt=$CACHE/apt deb ver
+	local -a aptopts=(
+		-o "Dir::Etc::SourceList=$apt/sources.list"
+		-o "Dir::Etc::SourceParts=$apt/sources.list.d"
+		-o "Dir::Etc::Preferences=$apt/preferences"
+		-o "Dir::Etc::PreferencesParts=$apt/preferences.d"
+		-o "Dir::State::Lists=$apt/lists"
+		-o "Dir::State::Status=$apt/status"
+		-o "Dir::Cache=$apt/cache"
+		-o "Debug::NoLocking=1"
+		-o "APT::Sandbox::User=root"
+	)
+	mkdir -p "$apt"/{sources.list.d,preferences.d,lists/partial,cache/archives/partial} \
+		"$CACHE/deb"
+	touch "$apt/preferences" "$apt/status"
+	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR $APT_SUITE main" \
+		> "$apt/sources.list"
+	if [ -z "$(find "$apt/lists" -name '*Packages*' -mmin -1440 2>/dev/null)" ]; then
+		step "apt-get update ($APT_SUITE, private state in $apt)"
+		apt-get -qq "${aptopts[@]}" update
+	fi
+	ver=$(apt-cache "${aptopts[@]}" show "$PKG" 2>/dev/null |
+		sed -n 's/^Version: //p' | sort -V | tail -n 1)
+	[ -n "$ver" ] || die "$PKG not found in $APT_SUITE"
+	SRC_VERSION="$PKG $ver"
+	SRC=$CACHE/src/$PKG-$ver
+	[ -e "$SRC/.complete" ] && return
+	deb=$(ls "$CACHE/deb/${PKG}_${ver//:/%3a}_"*.deb 2>/dev/null | head -n 1 || true)
+	if [ -z "$deb" ]; then
+		step "downloading $PKG $ver"
+		(cd "$CACHE/deb" && apt-get -qq "${aptopts[@]}" download "$PKG=$ver")
+		deb=$(ls "$CACHE/deb/${PKG}_"*.deb | head -n 1)
+	fi
+	step "unpacking $(basename "$deb")"
+	rm -rf "$SRC" "$CACHE/src/tmp"
+	mkdir -p "$CACHE/src/tmp"
+	dpkg-deb -x "$deb" "$CACHE/src/tmp"
+	mkdir -p "$SRC"
+	tar -C "$SRC" --strip-components=1 -xf "$CACHE/src/tmp/usr/src/$PKG.tar.xz"
+	rm -rf "$CACHE/src/tmp"
+	touch "$SRC/.complete"
+}
+
+# SRC and SRC_VERSION: a copy of $KSRC if set, else Debian's package.
+resolve_source() {
+	local ksrc=${KSRC:-}
+
+	if [ -z "$ksrc" ]; then
+		fetch_debian_source
+		return
+	fi
+	[ -f "$ksrc/Makefile" ] && [ -d "$ksrc/kernel" ] || die "KSRC=$ksrc is not a kernel tree"
+	ksrc=$(realpath "$ksrc")
+	SRC=$CACHE/src/ksrc-$(echo "$ksrc" | md5sum | cut -c1-8)
+	step "copying KSRC=$ksrc"
+	mkdir -p "$SRC"
+	rsync -a --delete --exclude=.git "$ksrc/" "$SRC/"
+	SRC_VERSION="KSRC $ksrc ($(git -C "$ksrc" describe --always --dirty 2>/dev/null ||
+		make -s -C "$ksrc" kernelversion))"
+}
+
+# The series, in order: linux/series if present, else linux/[0-9]*.patch
+# without the cover letter.  Fills the array SERIES.
+read_series() {
+	local p
+	SERIES=()
+	if [ -f "$REPO/linux/series" ]; then
+		while read -r p; do
+			case $p in ''|'#'*) continue ;; esac
+			SERIES+=("$REPO/linux/$p")
+		done < "$REPO/linux/series"
+	else
+		for p in "$REPO"/linux/[0-9]*.patch; do
+			case ${p##*/} in 0000-*) continue ;; esac
+			[ -e "$p" ] && SERIES+=("$p")
+		done
+	fi
+}
+
+# Files a patch touches (new names of renames), one per line.
+patch_files() {
+	git apply --numstat "$1" | cut -f3- | sed 's/.* => //'
+}
+
+# Checks of a patched tree that need no build (used by check-series and the
+# mutation run): VFIO must not reach KVM through symbol_get().  Prints
+# "static: <what>" and returns 1 on a failure.
+static_checks() {
+	local tree=$1 hits
+
+	hits=$(grep -rn 'symbol_get(kvm' "$tree/drivers/vfio" || true)
+	if [ -n "$hits" ]; then
+		echo "static: VFIO uses symbol_get() on KVM"
+		echo "$hits"
+		return 1
+	fi
+}
