@@ -24,10 +24,15 @@ Usage: $0 [options]
   --kernel BZIMAGE     boot this kernel instead of building one
   --build-only         stop after building kernel, selftests and initramfs
   --timeout SECONDS    kill the guest after this long (default 1500)
-  --suite NAME         run only this suite of selftests/ (repeatable)
+  --suite NAME         run only this suite of selftests/ (repeatable;
+                       "none": no suite, e.g. with --extra)
   --args 'ARGS'        pass ARGS to every selftest program (e.g. '-f fixture'
                        or '-t test': kselftest_harness.h filters)
   --fail-fast          stop the guest's run at the first failing test
+  --config-extra FILE  merge FILE after the top-level config fragment (later
+                       lines win); the kernel is built in a build directory
+                       of its own, named after FILE (e.g. a non-debug kernel
+                       for benchmarks)
   --expect FILE        the outcome of each test listed in FILE ("pass",
                        "fail" or "skip"; unlisted tests must pass) is the
                        expected one: only differences fail the run
@@ -43,6 +48,8 @@ main() {
 	local mode=patched upstream_iommufd=0 extra_dir= prebuilt_kernel=
 	local guest_timeout=${GUEST_TIMEOUT:-1500} build_only=0 test_args=
 	local expect= ktapwrap_opts='-k -t 600' p
+	FRAGMENTS=("$REPO/config")
+	BUILD=$CACHE/build
 	local -a extra_patches=() only_suites=()
 
 	while [ $# -gt 0 ]; do
@@ -58,12 +65,17 @@ main() {
 		--args) test_args=$2; shift ;;
 		--expect) expect=$(realpath "$2"); shift ;;
 		--fail-fast) ktapwrap_opts+=' -x' ;;
+		--config-extra)
+			FRAGMENTS+=("$(realpath "$2")")
+			BUILD=$CACHE/build-$(basename "$2" .config)
+			shift ;;
 		-h|--help) usage; exit 0 ;;
 		*) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
 		esac
 		shift
 	done
 	[ ${#only_suites[@]} -eq 0 ] || SUITES=("${only_suites[@]}")
+	[ "${SUITES[*]}" != none ] || SUITES=()
 
 	trap ticker_stop EXIT
 	need gcc make flex bison bc rsync cpio gzip xz qemu-system-x86_64 \
@@ -107,7 +119,7 @@ main() {
 	rm -rf "$OUT"
 	mkdir -p "$OUT/initramfs"/{bin,etc,proc,sys,dev,tmp,selftests}
 	TESTS=()
-	for p in "${SUITES[@]}"; do
+	for p in ${SUITES[@]+"${SUITES[@]}"}; do
 		build_selftest "$p" "$REPO/selftests/$p"
 	done
 	if [ "$upstream_iommufd" = 1 ]; then
@@ -141,7 +153,6 @@ prepare_tree() {
 	local stamp p f stage want
 
 	TREE=$CACHE/tree
-	BUILD=$CACHE/build
 	stamp=$( { echo "$SRC"; for p in "$@"; do
 		echo "${p##*/}"; cat "$p"; done; } | sha256sum | cut -c1-16)
 
@@ -201,14 +212,14 @@ prepare_tree() {
 configure() {
 	local cfgstamp scratch=$CACHE/config
 
-	cfgstamp=$(cat "$REPO/config" "$TREE/.vfr-stamp" | sha256sum | cut -c1-16)
+	cfgstamp=$(cat "${FRAGMENTS[@]}" "$TREE/.vfr-stamp" | sha256sum | cut -c1-16)
 	mkdir -p "$BUILD"
 	[ "$(cat "$BUILD/.vfr-config" 2>/dev/null)" = "$cfgstamp" ] && return
 	step "configuring: tinyconfig + config fragment + olddefconfig"
 	mkdir -p "$scratch"
 	make -s -C "$TREE" O="$scratch" ARCH=x86_64 tinyconfig >/dev/null
 	"$TREE/scripts/kconfig/merge_config.sh" -m -O "$scratch" \
-		"$scratch/.config" "$REPO/config" >/dev/null
+		"$scratch/.config" "${FRAGMENTS[@]}" >/dev/null
 	make -s -C "$TREE" O="$scratch" ARCH=x86_64 olddefconfig >/dev/null
 	verify_config "$scratch/.config" || die "config fragment did not survive olddefconfig"
 	if ! cmp -s "$scratch/.config" "$BUILD/.config"; then
@@ -216,6 +227,15 @@ configure() {
 		make -s -C "$TREE" O="$BUILD" ARCH=x86_64 olddefconfig >/dev/null
 	fi
 	echo "$cfgstamp" > "$BUILD/.vfr-config"
+}
+
+# The lines of all fragments, the last one of each symbol winning.
+effective_fragment() {
+	cat "${FRAGMENTS[@]}" | awk '
+	/^CONFIG_[A-Za-z0-9_]+=/ { sym = $0; sub(/=.*/, "", sym) }
+	/^# CONFIG_[A-Za-z0-9_]+ is not set/ { sym = $2 }
+	sym != "" { if (!(sym in line)) order[n++] = sym; line[sym] = $0; sym = "" }
+	END { for (i = 0; i < n; i++) print line[order[i]] }'
 }
 
 verify_config() {
@@ -238,7 +258,7 @@ verify_config() {
 		fi
 		echo "  config: want '$want', have '${have:-absent}'" >&2
 		bad=1
-	done < "$REPO/config"
+	done < <(effective_fragment)
 	return $bad
 }
 

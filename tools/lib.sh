@@ -43,12 +43,13 @@ cache_lock() {
 	fi
 }
 
-# Debian's linux-source package, fetched with a private apt configuration
-# and state so that the system's sources are never touched.  Sets SRC (the
-# unpacked tree) and SRC_VERSION.
-fetch_debian_source() {
-	local apt=$CACHE/apt deb ver
-	local -a aptopts=(
+# A private apt configuration and state in $CACHE/$1 for the sources.list
+# lines in $2, so that the system's sources are never touched; the lists are
+# refreshed once a day.  Sets APTOPTS.
+apt_private() {
+	local apt=$CACHE/$1
+
+	APTOPTS=(
 		-o "Dir::Etc::SourceList=$apt/sources.list"
 		-o "Dir::Etc::SourceParts=$apt/sources.list.d"
 		-o "Dir::Etc::Preferences=$apt/preferences"
@@ -59,25 +60,35 @@ fetch_debian_source() {
 		-o "Debug::NoLocking=1"
 		-o "APT::Sandbox::User=root"
 	)
-	mkdir -p "$apt"/{sources.list.d,preferences.d,lists/partial,cache/archives/partial} \
-		"$CACHE/deb"
+	mkdir -p "$apt"/{sources.list.d,preferences.d,lists/partial,cache/archives/partial}
 	touch "$apt/preferences" "$apt/status"
-	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR $APT_SUITE main" \
-		> "$apt/sources.list"
-	if [ -z "$(find "$apt/lists" -name '*Packages*' -mmin -1440 2>/dev/null)" ]; then
-		step "apt-get update ($APT_SUITE, private state in $apt)"
-		apt-get -qq "${aptopts[@]}" update
+	echo "$2" > "$apt/sources.list"
+	if [ -z "$(find "$apt/lists" -name '*_Packages' -mmin -1440 2>/dev/null)$(
+		find "$apt/lists" -name '*_Sources' -mmin -1440 2>/dev/null)" ]; then
+		step "apt-get update (private state in $apt)"
+		apt-get -qq "${APTOPTS[@]}" update
 	fi
-	ver=$(apt-cache "${aptopts[@]}" show "$PKG" 2>/dev/null |
+}
+
+KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+
+# Debian's linux-source package from $APT_SUITE.  Sets SRC (the unpacked
+# tree) and SRC_VERSION.
+fetch_debian_source() {
+	local deb ver
+
+	apt_private apt "deb [signed-by=$KEYRING] $MIRROR $APT_SUITE main"
+	ver=$(apt-cache "${APTOPTS[@]}" show "$PKG" 2>/dev/null |
 		sed -n 's/^Version: //p' | sort -V | tail -n 1)
 	[ -n "$ver" ] || die "$PKG not found in $APT_SUITE"
 	SRC_VERSION="$PKG $ver"
 	SRC=$CACHE/src/$PKG-$ver
 	[ -e "$SRC/.complete" ] && return
+	mkdir -p "$CACHE/deb"
 	deb=$(ls "$CACHE/deb/${PKG}_${ver//:/%3a}_"*.deb 2>/dev/null | head -n 1 || true)
 	if [ -z "$deb" ]; then
 		step "downloading $PKG $ver"
-		(cd "$CACHE/deb" && apt-get -qq "${aptopts[@]}" download "$PKG=$ver")
+		(cd "$CACHE/deb" && apt-get -qq "${APTOPTS[@]}" download "$PKG=$ver")
 		deb=$(ls "$CACHE/deb/${PKG}_"*.deb | head -n 1)
 	fi
 	step "unpacking $(basename "$deb")"
@@ -88,6 +99,27 @@ fetch_debian_source() {
 	tar -C "$SRC" --strip-components=1 -xf "$CACHE/src/tmp/usr/src/$PKG.tar.xz"
 	rm -rf "$CACHE/src/tmp"
 	touch "$SRC/.complete"
+}
+
+# Linux 7.3 needs a sparse that knows __typeof_unqual__ (0.6.5); Debian 12
+# has 0.6.4.  Build the one of Debian's development suite from its source
+# package (a few seconds).  Sets SPARSE.
+fetch_sparse() {
+	local dir=$CACHE/sparse tarball
+
+	SPARSE=$dir/sparse
+	[ -x "$SPARSE" ] && return
+	apt_private apt-sparse "deb-src [signed-by=$KEYRING] $MIRROR sid main"
+	rm -rf "$dir"
+	mkdir -p "$dir.src"
+	step "downloading and building sparse (source package from sid)"
+	(cd "$dir.src" && apt-get -qq "${APTOPTS[@]}" source --download-only sparse \
+		2>/dev/null)
+	tarball=$(ls "$dir.src"/sparse_*.orig.tar.* | sort -V | tail -n 1)
+	mkdir -p "$dir"
+	tar -C "$dir" --strip-components=1 -xf "$tarball"
+	make -s -C "$dir" -j"$JOBS" sparse > "$dir.log" 2>&1 ||
+		die "building sparse failed (see $dir.log)"
 }
 
 # SRC and SRC_VERSION: a copy of $KSRC if set, else Debian's package.
