@@ -5,7 +5,7 @@ RUN := ./run_tests.sh
 # Debian 12 packages the runner and the checks need (make deps, .ci/run).
 DEPS := build-essential flex bison bc libelf-dev libssl-dev rsync cpio \
 	xz-utils ccache kmod file git qemu-system-x86 busybox-static \
-	debian-archive-keyring sparse gcc-s390x-linux-gnu gcc-aarch64-linux-gnu
+	debian-archive-keyring libcap-dev gcc-s390x-linux-gnu gcc-aarch64-linux-gnu
 
 .PHONY: all test base upstream build check check-series mutants bench deps \
 	clean help

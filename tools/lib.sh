@@ -63,8 +63,8 @@ apt_private() {
 	mkdir -p "$apt"/{sources.list.d,preferences.d,lists/partial,cache/archives/partial}
 	touch "$apt/preferences" "$apt/status"
 	echo "$2" > "$apt/sources.list"
-	if [ -z "$(find "$apt/lists" -name '*_Packages' -mmin -1440 2>/dev/null)$(
-		find "$apt/lists" -name '*_Sources' -mmin -1440 2>/dev/null)" ]; then
+	if [ -z "$(find "$apt/lists" -name '*_Packages*' -mmin -1440 2>/dev/null)$(
+		find "$apt/lists" -name '*_Sources*' -mmin -1440 2>/dev/null)" ]; then
 		step "apt-get update (private state in $apt)"
 		apt-get -qq "${APTOPTS[@]}" update
 	fi

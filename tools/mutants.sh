@@ -38,6 +38,7 @@ describe() {
 
 run_one() {
 	local m=$1 name res log start rc by
+	local -a order
 	name=$(basename "$m" .patch)
 	res=$dir/$name.result
 	if [ -f "$res" ] && [ "$(sed -n 1p "$res")" = "$(key "$m")" ]; then
@@ -48,7 +49,14 @@ run_one() {
 	start=$(date +%s)
 	step "$name: $(describe "$m")"
 	rc=0
-	"$REPO/run_tests.sh" --patch "$m" --fail-fast > "$log" 2>&1 || rc=$?
+	# The suite closest to the mutated code first: with --fail-fast the
+	# run ends at its first failure.
+	if grep -q '^+++ b/drivers/iommu/' "$m"; then
+		order=(--suite iommufd_viommu --suite vfio_kvm)
+	else
+		order=(--suite vfio_kvm --suite iommufd_viommu)
+	fi
+	"$REPO/run_tests.sh" --patch "$m" --fail-fast "${order[@]}" > "$log" 2>&1 || rc=$?
 	by=$(awk '$3 == "fail" { printf "%s%s", sep, $2; sep = ", " }' \
 		"$CACHE/out-patched/results.txt" 2>/dev/null | cut -c1-200)
 	if [ $rc -ne 0 ] && [ -z "$by" ]; then
