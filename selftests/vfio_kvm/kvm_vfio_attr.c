@@ -17,14 +17,20 @@
  *   kvm_device_ioctl_attr(): no ->get_attr (KVM VFIO has none) -> EPERM
  *   kvm_vfio_create():    a second KVM VFIO device on one VM -> EBUSY
  *
- * Variants: the VFIO file is an mtty group (with its type1 container) or an
- * mtty device cdev (with its iommufd).
+ * kvm_vfio_file's variants: the VFIO file is an mtty group (with its type1
+ * container) or an mtty device cdev (with its iommufd).
  */
-#include <sys/eventfd.h>
-
 #include "vfio_kvm_path.h"
 
-FIXTURE(kvm_vfio_attr)
+#include <sys/eventfd.h>
+
+/*
+ * Two fixtures: kvm_vfio_dev, a VM and its KVM VFIO device only (errnos that
+ * do not depend on any VFIO file), and kvm_vfio_file, the same plus a VFIO
+ * file, an mtty group (with its type1 container) or an mtty device cdev
+ * (with its iommufd).
+ */
+FIXTURE(kvm_vfio_dev)
 {
 	struct vk_path p;
 	struct uevent_log log;
@@ -33,30 +39,66 @@ FIXTURE(kvm_vfio_attr)
 	int base_fds;
 };
 
-FIXTURE_VARIANT(kvm_vfio_attr)
+FIXTURE_SETUP(kvm_vfio_dev)
 {
-	bool cdev;
-};
-
-FIXTURE_VARIANT_ADD(kvm_vfio_attr, group)
-{
-	.cdev = false,
-};
-
-FIXTURE_VARIANT_ADD(kvm_vfio_attr, cdev)
-{
-	.cdev = true,
-};
-
-FIXTURE_SETUP(kvm_vfio_attr)
-{
-	char why[600];
+	char why[300];
 	int ret;
 
 	vk_handles_init(&self->h);
 	self->log.sock = -1;
-	if (!vk_path_init(&self->p, VK_MTTY, variant->cdev, 0, why, sizeof(why)))
+	memset(&self->p, 0, sizeof(self->p));
+	ret = vk_kvm_init(&self->p, why, sizeof(why));
+	ASSERT_LE(0, ret) TH_LOG("%s", why);
+	if (!ret)
 		SKIP(return, "%s", why);
+	ret = uevent_log_open(&self->log);
+	if (ret) {
+		vk_path_fini(&self->p);
+		SKIP(return, "NETLINK_KOBJECT_UEVENT socket: %s", strerror(-ret));
+	}
+	self->base_fds = count_open_fds();
+	ASSERT_LT(0, self->base_fds);
+	vk_create_vm(&self->p, &self->h, &self->log, 0, &self->w);
+}
+
+FIXTURE_TEARDOWN(kvm_vfio_dev)
+{
+	vk_handles_close(&self->h);
+	uevent_log_close(&self->log);
+	vk_path_fini(&self->p);
+}
+
+FIXTURE(kvm_vfio_file)
+{
+	struct vk_path p;
+	struct uevent_log log;
+	struct vk_handles h;
+	struct vm_watch w;
+	int base_fds;
+};
+
+FIXTURE_VARIANT(kvm_vfio_file)
+{
+	bool cdev;
+};
+
+FIXTURE_VARIANT_ADD(kvm_vfio_file, group)
+{
+	.cdev = false,
+};
+
+FIXTURE_VARIANT_ADD(kvm_vfio_file, cdev)
+{
+	.cdev = true,
+};
+
+FIXTURE_SETUP(kvm_vfio_file)
+{
+	int ret;
+
+	vk_handles_init(&self->h);
+	self->log.sock = -1;
+	vk_path_setup(&self->p, VK_MTTY, variant->cdev);
 	ret = uevent_log_open(&self->log);
 	if (ret) {
 		vk_path_fini(&self->p);
@@ -68,7 +110,7 @@ FIXTURE_SETUP(kvm_vfio_attr)
 	vk_open_file(&self->p, &self->h);
 }
 
-FIXTURE_TEARDOWN(kvm_vfio_attr)
+FIXTURE_TEARDOWN(kvm_vfio_file)
 {
 	vk_handles_close(&self->h);
 	uevent_log_close(&self->log);
@@ -81,7 +123,8 @@ FIXTURE_TEARDOWN(kvm_vfio_attr)
 /*
  * The end of every test: the refused calls took no reference. The VM is
  * destroyed exactly once as soon as the VM and KVM VFIO device fds close
- * (the VFIO file stays open, so a stray association would keep it alive),
+ * (kvm_vfio_file keeps its VFIO file open: a stray association would keep
+ * the VM alive),
  * and the fd count is back where it was.
  */
 #define assert_no_leak(self)                                                   \
@@ -96,14 +139,14 @@ FIXTURE_TEARDOWN(kvm_vfio_attr)
 	})
 
 /* Rule: FILE_ADD of fd -1 is EBADF. Can fail: any other errno, success. */
-TEST_F(kvm_vfio_attr, add_fd_minus_one)
+TEST_F(kvm_vfio_dev, add_fd_minus_one)
 {
 	test_err_kvm_vfio_file_add(EBADF, KVM_VFIO(self), -1);
 	assert_no_leak(self);
 }
 
 /* Rule: FILE_ADD of a closed fd number is EBADF. */
-TEST_F(kvm_vfio_attr, add_closed_fd)
+TEST_F(kvm_vfio_dev, add_closed_fd)
 {
 	int fd = closed_fd_number();
 
@@ -113,7 +156,7 @@ TEST_F(kvm_vfio_attr, add_closed_fd)
 }
 
 /* Rule: FILE_ADD of a non-VFIO file (eventfd) is EINVAL, and pins nothing. */
-TEST_F(kvm_vfio_attr, add_eventfd)
+TEST_F(kvm_vfio_dev, add_eventfd)
 {
 	int efd = eventfd(0, EFD_CLOEXEC);
 
@@ -124,7 +167,7 @@ TEST_F(kvm_vfio_attr, add_eventfd)
 }
 
 /* Rule: FILE_ADD of /dev/kvm is EINVAL. */
-TEST_F(kvm_vfio_attr, add_dev_kvm)
+TEST_F(kvm_vfio_dev, add_dev_kvm)
 {
 	test_err_kvm_vfio_file_add(EINVAL, KVM_VFIO(self), self->p.kvm_fd);
 	assert_no_leak(self);
@@ -134,14 +177,14 @@ TEST_F(kvm_vfio_attr, add_dev_kvm)
  * Rule: FILE_ADD of the VM's own fd is EINVAL (and takes no reference on the
  * VM file: the VM is still destroyed when its fds close).
  */
-TEST_F(kvm_vfio_attr, add_vm_fd)
+TEST_F(kvm_vfio_dev, add_vm_fd)
 {
 	test_err_kvm_vfio_file_add(EINVAL, KVM_VFIO(self), self->h.fd[VK_VM]);
 	assert_no_leak(self);
 }
 
 /* Rule: FILE_ADD of the KVM VFIO device's own fd is EINVAL (no self-cycle). */
-TEST_F(kvm_vfio_attr, add_kvm_vfio_fd)
+TEST_F(kvm_vfio_dev, add_kvm_vfio_fd)
 {
 	test_err_kvm_vfio_file_add(EINVAL, KVM_VFIO(self), KVM_VFIO(self));
 	assert_no_leak(self);
@@ -151,7 +194,7 @@ TEST_F(kvm_vfio_attr, add_kvm_vfio_fd)
  * Rule: FILE_ADD of a VFIO file that is neither a group nor a device (the
  * type1 container; the iommufd on the cdev variant) is EINVAL.
  */
-TEST_F(kvm_vfio_attr, add_container_or_iommufd)
+TEST_F(kvm_vfio_file, add_container_or_iommufd)
 {
 	test_err_kvm_vfio_file_add(EINVAL, KVM_VFIO(self), self->h.fd[VK_IOMMU]);
 	assert_no_leak(self);
@@ -161,7 +204,7 @@ TEST_F(kvm_vfio_attr, add_container_or_iommufd)
  * Rule: the same VFIO file twice is EEXIST, and the refused second add
  * leaves exactly one entry: one FILE_DEL succeeds, the next is ENOENT.
  */
-TEST_F(kvm_vfio_attr, add_same_file_twice)
+TEST_F(kvm_vfio_file, add_same_file_twice)
 {
 	test_kvm_vfio_file_add(KVM_VFIO(self), VFIO_FILE(self));
 	test_err_kvm_vfio_file_add(EEXIST, KVM_VFIO(self), VFIO_FILE(self));
@@ -174,7 +217,7 @@ TEST_F(kvm_vfio_attr, add_same_file_twice)
  * Rule: EEXIST is about the file, not the fd number: FILE_ADD of a dup of an
  * added fd is EEXIST.
  */
-TEST_F(kvm_vfio_attr, add_dup_of_same_file)
+TEST_F(kvm_vfio_file, add_dup_of_same_file)
 {
 	int dup_fd = dup(VFIO_FILE(self));
 
@@ -186,21 +229,21 @@ TEST_F(kvm_vfio_attr, add_dup_of_same_file)
 }
 
 /* Rule: FILE_DEL of a VFIO file that was never added is ENOENT. */
-TEST_F(kvm_vfio_attr, del_never_added)
+TEST_F(kvm_vfio_file, del_never_added)
 {
 	test_err_kvm_vfio_file_del(ENOENT, KVM_VFIO(self), VFIO_FILE(self));
 	assert_no_leak(self);
 }
 
 /* Rule: FILE_DEL of fd -1 is EBADF. */
-TEST_F(kvm_vfio_attr, del_fd_minus_one)
+TEST_F(kvm_vfio_dev, del_fd_minus_one)
 {
 	test_err_kvm_vfio_file_del(EBADF, KVM_VFIO(self), -1);
 	assert_no_leak(self);
 }
 
 /* Rule: FILE_DEL of a closed fd number is EBADF. */
-TEST_F(kvm_vfio_attr, del_closed_fd)
+TEST_F(kvm_vfio_dev, del_closed_fd)
 {
 	int fd = closed_fd_number();
 
@@ -210,7 +253,7 @@ TEST_F(kvm_vfio_attr, del_closed_fd)
 }
 
 /* Rule: FILE_DEL of an open non-VFIO file is ENOENT (it is looked up, not checked). */
-TEST_F(kvm_vfio_attr, del_eventfd)
+TEST_F(kvm_vfio_dev, del_eventfd)
 {
 	int efd = eventfd(0, EFD_CLOEXEC);
 
@@ -221,9 +264,9 @@ TEST_F(kvm_vfio_attr, del_eventfd)
 }
 
 /* Rule: an unknown attr in the KVM_DEV_VFIO_FILE group is ENXIO. */
-TEST_F(kvm_vfio_attr, set_unknown_attr)
+TEST_F(kvm_vfio_dev, set_unknown_attr)
 {
-	__s32 fd = VFIO_FILE(self);
+	__s32 fd = -1;	/* the attr is checked before the fd is read */
 
 	test_err_kvm_device_attr(ENXIO, KVM_VFIO(self), KVM_SET_DEVICE_ATTR,
 				 KVM_DEV_VFIO_FILE, 0x7fff, (uintptr_t)&fd);
@@ -231,9 +274,9 @@ TEST_F(kvm_vfio_attr, set_unknown_attr)
 }
 
 /* Rule: an unknown attr group is ENXIO. */
-TEST_F(kvm_vfio_attr, set_unknown_group)
+TEST_F(kvm_vfio_dev, set_unknown_group)
 {
-	__s32 fd = VFIO_FILE(self);
+	__s32 fd = -1;
 
 	test_err_kvm_device_attr(ENXIO, KVM_VFIO(self), KVM_SET_DEVICE_ATTR,
 				 0x7fff, KVM_DEV_VFIO_FILE_ADD, (uintptr_t)&fd);
@@ -244,7 +287,7 @@ TEST_F(kvm_vfio_attr, set_unknown_group)
  * Rule: KVM_HAS_DEVICE_ATTR knows FILE_ADD and FILE_DEL and nothing else
  * (ENXIO).
  */
-TEST_F(kvm_vfio_attr, has_attr)
+TEST_F(kvm_vfio_dev, has_attr)
 {
 	ASSERT_EQ(0, _test_kvm_device_attr(KVM_VFIO(self), KVM_HAS_DEVICE_ATTR,
 					   KVM_DEV_VFIO_FILE,
@@ -260,7 +303,7 @@ TEST_F(kvm_vfio_attr, has_attr)
 }
 
 /* Rule: KVM_GET_DEVICE_ATTR is EPERM (the KVM VFIO device has no getter). */
-TEST_F(kvm_vfio_attr, get_attr)
+TEST_F(kvm_vfio_dev, get_attr)
 {
 	__s32 fd = -1;
 
@@ -271,7 +314,7 @@ TEST_F(kvm_vfio_attr, get_attr)
 }
 
 /* Rule: FILE_ADD / FILE_DEL whose fd pointer is unreadable are EFAULT. */
-TEST_F(kvm_vfio_attr, bad_fd_pointer)
+TEST_F(kvm_vfio_dev, bad_fd_pointer)
 {
 	test_err_kvm_device_attr(EFAULT, KVM_VFIO(self), KVM_SET_DEVICE_ATTR,
 				 KVM_DEV_VFIO_FILE, KVM_DEV_VFIO_FILE_ADD, 8);
@@ -284,14 +327,17 @@ TEST_F(kvm_vfio_attr, bad_fd_pointer)
  * Rule: one KVM VFIO device per VM: a second KVM_CREATE_DEVICE is EBUSY and
  * installs no fd; the first one keeps working.
  */
-TEST_F(kvm_vfio_attr, second_kvm_vfio_device)
+TEST_F(kvm_vfio_dev, second_kvm_vfio_device)
 {
 	int second = -1, fds = count_open_fds();
 
 	test_err_kvm_create_vfio_device(EBUSY, self->h.fd[VK_VM], &second);
 	ASSERT_EQ(-1, second);
 	ASSERT_EQ(fds, count_open_fds());
-	test_kvm_vfio_file_add(KVM_VFIO(self), VFIO_FILE(self));
+	ASSERT_EQ(0, _test_kvm_device_attr(KVM_VFIO(self), KVM_HAS_DEVICE_ATTR,
+					   KVM_DEV_VFIO_FILE,
+					   KVM_DEV_VFIO_FILE_ADD, 0))
+		TH_LOG("the first KVM VFIO device stopped working");
 	assert_no_leak(self);
 }
 
@@ -300,7 +346,7 @@ TEST_F(kvm_vfio_attr, second_kvm_vfio_device)
  * (the EBUSY slot is freed by the release), and the VM still dies with its
  * fds.
  */
-TEST_F(kvm_vfio_attr, kvm_vfio_device_after_close)
+TEST_F(kvm_vfio_file, kvm_vfio_device_after_close)
 {
 	close_fd(&self->h.fd[VK_KVM_VFIO]);
 	test_kvm_create_vfio_device(self->h.fd[VK_VM], &self->h.fd[VK_KVM_VFIO]);

@@ -13,8 +13,9 @@
  * a real iommufd idev) and mkvm (emulated, reports the VM it holds, see
  * vfio_kvm_utils.h).
  *
- * And a model of SPEC.md's ownership table, from which the tests compute
- * whether the VM must be alive after each step (see vk_model_vm_alive()).
+ * And a model of docs/kernel-behaviour.md's ownership table, from which the
+ * tests compute whether the VM must be alive after each step (see
+ * vk_model_vm_alive()).
  */
 #ifndef __SELFTEST_VFIO_KVM_PATH_H
 #define __SELFTEST_VFIO_KVM_PATH_H
@@ -85,10 +86,69 @@ static inline int vk_device_fd(const struct vk_path *p, const struct vk_handles 
 }
 
 /*
- * Find the @nth device of the kind, check that /dev/kvm, the KVM VFIO device,
- * KVM's debugfs dir and the path's nodes are there. On a missing piece:
- * returns false with the reason in @why (the caller SKIPs; nothing is left
- * open). Anything that exists but does not work is the caller's failure.
+ * Is the KVM VFIO device available? kvm_has_vfio_device() costs a VM
+ * (~110 ms under TCG), so it is probed once per program, before the harness
+ * forks the tests (and before any test's uevent socket exists): 1, 0 (no
+ * /dev/kvm or no KVM VFIO device: vk_kvm_probe_why says why), -1 (probe
+ * failed: the tests fail rather than skip).
+ */
+static int vk_kvm_probe = -1;
+static char vk_kvm_probe_why[128];
+
+static void __attribute__((constructor)) vk_kvm_probe_once(void)
+{
+	int kvm_fd = kvm_open();
+
+	if (kvm_fd < 0) {
+		strfmt(vk_kvm_probe_why, sizeof(vk_kvm_probe_why),
+		       "cannot open %s: %s (CONFIG_KVM, virtualization)",
+		       KVM_DEV_PATH, strerror(errno));
+		vk_kvm_probe = 0;
+		return;
+	}
+	vk_kvm_probe = kvm_has_vfio_device(kvm_fd);
+	if (vk_kvm_probe < 0)
+		strfmt(vk_kvm_probe_why, sizeof(vk_kvm_probe_why),
+		       "probing KVM_DEV_TYPE_VFIO: %s", strerror(errno));
+	else if (!vk_kvm_probe)
+		strfmt(vk_kvm_probe_why, sizeof(vk_kvm_probe_why),
+		       "no KVM VFIO device (CONFIG_KVM_VFIO off)");
+	close(kvm_fd);
+}
+
+/*
+ * KVM's side of every test: /dev/kvm, the KVM VFIO device, KVM's debugfs
+ * dir. On a missing piece returns 0 with the reason in @why (the caller
+ * SKIPs; nothing is left open); -1 if the probe itself failed (the caller
+ * fails); 1 with p->kvm_fd open.
+ */
+static inline int vk_kvm_init(struct vk_path *p, char *why, size_t whylen)
+{
+	p->kvm_fd = -1;
+	if (vk_kvm_probe <= 0) {
+		strfmt(why, whylen, "%s", vk_kvm_probe_why);
+		return vk_kvm_probe;
+	}
+	if (!kvm_debugfs_available()) {
+		strfmt(why, whylen, "no %s: debugfs must be mounted at /sys/kernel/debug",
+		       KVM_DEBUGFS_DIR);
+		return 0;
+	}
+	p->kvm_fd = kvm_open();
+	if (p->kvm_fd < 0) {
+		strfmt(why, whylen, "cannot open %s: %s", KVM_DEV_PATH,
+		       strerror(errno));
+		return -1;
+	}
+	return 1;
+}
+
+/*
+ * Find the @nth device of the kind and check the path's nodes, then KVM's
+ * side (vk_kvm_init()). On a missing piece: returns false with the reason
+ * in @why (the caller SKIPs; nothing is left open). Anything that exists
+ * but does not work is the caller's failure (a failed KVM probe returns
+ * false with @why starting with "probing").
  */
 static inline bool vk_path_init(struct vk_path *p, enum vk_dev_kind kind,
 				bool cdev, int nth, char *why, size_t whylen)
@@ -136,26 +196,21 @@ static inline bool vk_path_init(struct vk_path *p, enum vk_dev_kind kind,
 		       cdev ? "CONFIG_IOMMUFD" : "CONFIG_VFIO_CONTAINER");
 		return false;
 	}
-	if (!kvm_debugfs_available()) {
-		strfmt(why, whylen, "no %s: debugfs must be mounted at /sys/kernel/debug",
-		       KVM_DEBUGFS_DIR);
-		return false;
-	}
-	p->kvm_fd = kvm_open();
-	if (p->kvm_fd < 0) {
-		strfmt(why, whylen, "cannot open %s: %s (CONFIG_KVM, virtualization)",
-		       KVM_DEV_PATH, strerror(errno));
-		return false;
-	}
-	ret = kvm_has_vfio_device(p->kvm_fd);
-	if (ret <= 0) {
-		strfmt(why, whylen, "no KVM VFIO device: %s",
-		       ret ? strerror(errno) : "CONFIG_KVM_VFIO off");
-		close_fd(&p->kvm_fd);
-		return false;
-	}
-	return true;
+	return vk_kvm_init(p, why, whylen) > 0;
 }
+
+/*
+ * In a FIXTURE_SETUP: vk_path_init() of the first device, SKIP with the
+ * reason if something is missing, fail if the KVM probe itself failed.
+ */
+#define vk_path_setup(p, kind, cdev)                                           \
+	({                                                                     \
+		char __why[600];                                               \
+		if (!vk_path_init(p, kind, cdev, 0, __why, sizeof(__why))) {   \
+			ASSERT_LE(0, vk_kvm_probe) TH_LOG("%s", __why);        \
+			SKIP(return, "%s", __why);                             \
+		}                                                              \
+	})
 
 static inline void vk_path_fini(struct vk_path *p)
 {
@@ -252,8 +307,8 @@ static inline int _vk_open_device(const struct vk_path *p, struct vk_handles *h)
 /* ------------------------------------------------------------- the model */
 
 /*
- * SPEC.md's ownership table, reduced to what decides the VM's life in one
- * scenario (one VM, one VFIO file, one device):
+ * docs/kernel-behaviour.md's ownership table, reduced to what decides the VM's
+ * life in one scenario (one VM, one VFIO file, one device):
  *
  *   VM file   <- VM fd                                     (until close)
  *             <- the VFIO file's cached VM                 (FILE_ADD while the
@@ -326,9 +381,7 @@ static inline void vk_model_file_add(struct vk_model *m)
 	m->assoc = true;
 	/*
 	 * Only a VM whose file is still alive is cached: KVM's weak pointer
-	 * is cleared when the VM file is released. (SPEC.md says "if the VM
-	 * fd is still open"; the two differ only when something else pins
-	 * the VM file, which no scenario here does at FILE_ADD time.)
+	 * is cleared when the VM file is released.
 	 */
 	m->cached_vm = m->vm_file;
 }

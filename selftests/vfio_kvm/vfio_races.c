@@ -24,12 +24,12 @@
  * Lockdep splats, KASAN reports and hung tasks fail the test through the
  * kernel-log scan; a deadlock shows as the test's timeout.
  */
+#include "vfio_kvm_path.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "vfio_kvm_path.h"
-
-#define RACE_MS		2000	/* per variant */
+#define RACE_MS		1000	/* per variant (a round in progress completes) */
 #define RACE_ROUNDS	40	/* at most */
 #define ROUND_MS	40	/* closes happen within this */
 
@@ -79,14 +79,11 @@ FIXTURE_VARIANT_ADD(vfio_race, cdev_mkvm)
 
 FIXTURE_SETUP(vfio_race)
 {
-	char why[600];
 	int ret;
 
 	self->log.sock = -1;
 	self->null_fd = -1;
-	if (!vk_path_init(&self->p, variant->kind, variant->cdev, 0, why,
-			  sizeof(why)))
-		SKIP(return, "%s", why);
+	vk_path_setup(&self->p, variant->kind, variant->cdev);
 	ret = uevent_log_open(&self->log);
 	if (ret) {
 		vk_path_fini(&self->p);
@@ -111,7 +108,18 @@ struct race {
 	struct vk_handles h;	/* VM, KVM VFIO, VFIO file (group), iommu */
 	char vm_name[32];
 	atomic_bool stop;
+	atomic_bool kvm_vfio_closed;
 	atomic_int cdev_fd;	/* cdev path: the device thread's current fd */
+	/*
+	 * cdev path: the assoc thread's FILE_ADD never lands between the
+	 * device thread's FILE_DEL and close of its cdev fd. Otherwise the
+	 * KVM VFIO device would keep that (bound) file until its release and
+	 * every later bind of the device would be a second bind (EINVAL):
+	 * legal, but then the race would stop testing binds, and a second
+	 * bind has its own deterministic test (vfio_lifetime's
+	 * second_open_keeps_vm).
+	 */
+	pthread_mutex_t cdev_lock;
 	/* first unexpected result of a thread, reported by the main thread */
 	atomic_bool failed;
 	char why[160];
@@ -135,12 +143,12 @@ race_fail(struct race *r, const char *fmt, ...)
 /*
  * errnos a racing FILE_ADD/DEL may see: EEXIST/ENOENT (the other thread
  * added/removed it), ENOTTY (KVM VFIO device fd replaced by /dev/null),
- * EBADF/EINVAL (cdev fd closed or replaced meanwhile).
+ * EBADF (cdev path: the assoc thread's FILE_DEL after the device thread
+ * closed its cdev fd).
  */
 static bool assoc_errno_ok(int err)
 {
-	return err == EEXIST || err == ENOENT || err == ENOTTY ||
-	       err == EBADF || err == EINVAL;
+	return err == EEXIST || err == ENOENT || err == ENOTTY || err == EBADF;
 }
 
 static void race_assoc_op(struct race *r, __u64 op, int fd)
@@ -159,13 +167,21 @@ static void *assoc_thread(void *arg)
 	struct race *r = arg;
 
 	while (!atomic_load(&r->stop)) {
-		int fd = r->p->cdev ? atomic_load(&r->cdev_fd) : r->h.fd[VK_FILE];
+		int fd = r->h.fd[VK_FILE];
 
-		if (fd < 0) {
-			sched_yield();
-			continue;
+		if (r->p->cdev) {
+			pthread_mutex_lock(&r->cdev_lock);
+			fd = atomic_load(&r->cdev_fd);
+			if (fd >= 0)
+				race_assoc_op(r, KVM_DEV_VFIO_FILE_ADD, fd);
+			pthread_mutex_unlock(&r->cdev_lock);
+			if (fd < 0) {
+				sched_yield();
+				continue;
+			}
+		} else {
+			race_assoc_op(r, KVM_DEV_VFIO_FILE_ADD, fd);
 		}
-		race_assoc_op(r, KVM_DEV_VFIO_FILE_ADD, fd);
 		race_assoc_op(r, KVM_DEV_VFIO_FILE_DEL, fd);
 	}
 	return NULL;
@@ -221,17 +237,19 @@ static void race_device_cdev(struct race *r)
 	if (!_vk_open_device(r->p, &h)) {
 		atomic_fetch_add(&r->opens, 1);
 		race_check_vm(r, fd);
-	} else if (errno != EINVAL) {
+	} else if (errno != EINVAL || !atomic_load(&r->kvm_vfio_closed)) {
 		/*
-		 * EINVAL: an earlier cdev file is still bound because the assoc
-		 * thread re-added it just before it was closed (the KVM VFIO
-		 * device holds it until its release); anything else is a bug.
+		 * EINVAL only once the KVM VFIO device fd is gone: its release
+		 * may still be pending in the thread whose ioctl held it, with
+		 * the previous (bound) cdev file on its list for that moment.
 		 */
 		race_fail(r, "binding %s: %s", r->p->dev.cdev, strerror(errno));
 	}
+	pthread_mutex_lock(&r->cdev_lock);
 	race_assoc_op(r, KVM_DEV_VFIO_FILE_DEL, fd);
 	atomic_store(&r->cdev_fd, -1);
 	close(fd);
+	pthread_mutex_unlock(&r->cdev_lock);
 }
 
 static void *device_thread(void *arg)
@@ -275,6 +293,7 @@ TEST_F_TIMEOUT(vfio_race, concurrent_assoc_open_close, 30)
 
 		vk_handles_init(&r.h);
 		atomic_init(&r.cdev_fd, -1);
+		pthread_mutex_init(&r.cdev_lock, NULL);
 		vk_create_vm(&self->p, &r.h, &self->log, 0, &w);
 		strfmt(r.vm_name, sizeof(r.vm_name), "%s", w.id.name);
 		vk_open_file(&self->p, &r.h);
@@ -290,14 +309,19 @@ TEST_F_TIMEOUT(vfio_race, concurrent_assoc_open_close, 30)
 		first = rand_r(&seed) & 1 ? VK_VM : VK_KVM_VFIO;
 		second = first == VK_VM ? VK_KVM_VFIO : VK_VM;
 		usleep(1000 * (rand_r(&seed) % ROUND_MS));
+		if (first == VK_KVM_VFIO)
+			atomic_store(&r.kvm_vfio_closed, true);
 		ASSERT_LE(0, dup2(self->null_fd, r.h.fd[first]));
 		usleep(1000 * (rand_r(&seed) % ROUND_MS));
+		if (second == VK_KVM_VFIO)
+			atomic_store(&r.kvm_vfio_closed, true);
 		ASSERT_LE(0, dup2(self->null_fd, r.h.fd[second]));
 		/* Let the threads run on against the dead handles for a bit. */
 		usleep(5000);
 		atomic_store(&r.stop, true);
 		ASSERT_EQ(0, pthread_join(assoc, NULL));
 		ASSERT_EQ(0, pthread_join(dev, NULL));
+		pthread_mutex_destroy(&r.cdev_lock);
 		vk_handles_close(&r.h);
 
 		ASSERT_FALSE(atomic_load(&r.failed))
