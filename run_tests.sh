@@ -137,7 +137,7 @@ main() {
 			TESTS+=("extra:${p##*/}=/extra/${p##*/}")
 		done
 	fi
-	[ ${#TESTS[@]} -gt 0 ] || die "no test programs were built"
+	[ ${#TESTS[@]} -gt 0 ] || [ "$build_only" = 1 ] || die "no test programs were built"
 	pack_initramfs "$ktapwrap_opts" "$test_args"
 	[ "$build_only" = 1 ] && { step "build only: done"; exit 0; }
 

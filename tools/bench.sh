@@ -19,13 +19,13 @@
 #        tools/bench.sh --report     rewrite docs/bench.md from the last raw data
 #        tools/bench.sh --verdict    time-to-verdict runs of run_tests.sh in a
 #                                    fresh CACHE_DIR (long); section of docs/bench.md
-# Environment: ROUNDS (3), ICOUNT_ROUNDS (2), BENCH_T (seconds per path, 1),
+# Environment: ROUNDS (5), ICOUNT_ROUNDS (3), BENCH_T (seconds per path, 1),
 # ICOUNT_T (virtual seconds per path, 0.2), BENCH_PATHS (comma list, all).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ROUNDS=${ROUNDS:-3}
-ICOUNT_ROUNDS=${ICOUNT_ROUNDS:-2}
+ROUNDS=${ROUNDS:-5}
+ICOUNT_ROUNDS=${ICOUNT_ROUNDS:-3}
 BENCH_T=${BENCH_T:-1}
 ICOUNT_T=${ICOUNT_T:-0.2}
 BENCH_PATHS=${BENCH_PATHS:-}
@@ -58,7 +58,9 @@ build_kernel() {
 	# The runner wants at least one guest program, even with --build-only.
 	printf '#!/bin/sh\nexit 0\n' > "$BDIR/noop/noop"
 	chmod +x "$BDIR/noop/noop"
-	"$REPO/run_tests.sh" $([ "$mode" = base ] && echo --base) \
+	local -a base=()
+	[ "$mode" = patched ] || base=(--base)
+	"$REPO/run_tests.sh" ${base[@]+"${base[@]}"} \
 		--config-extra "$FRAG" --build-only --suite none \
 		--extra "$BDIR/noop" 2>&1 | sed -u 's/^/    /'
 	cp "$CACHE/build-nodebug/arch/x86/boot/bzImage" "$out"
@@ -92,7 +94,7 @@ boot() {
 	local -a icount=()
 	log=$RAW/$kind-$mode-$round.log
 	if [ "$kind" = icount ]; then
-		icount=(-icount shift=0,sleep=off)
+		icount=(-icount "shift=0,sleep=off")
 		t=$ICOUNT_T
 	fi
 	step "$kind round $round: $mode (host load $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -130,7 +132,10 @@ measure() {
 }
 
 # All raw results as "kind mode round path threads value", value being
-# ops/s (wall), ns per op (icount: instructions per op), or na/error.
+# ops/s (wall: operations / elapsed time), in icount runs the measuring
+# thread's CPU time per op (its instructions per op) or, for two threads,
+# the lower of their CPU time and the virtual time per op (see
+# report.md.in), or na/error.
 collect() {
 	local f b
 	for f in "$RAW"/*.log; do
@@ -142,11 +147,16 @@ collect() {
 				if (kv[1] == "threads") th = kv[2]
 				if (kv[1] == "ops") ops = kv[2]
 				if (kv[1] == "ns") ns = kv[2]
+				if (kv[1] == "cpu_ns") cpu = kv[2]
 				if (kv[1] == "na") v = "na"
 			}
 			if ($0 ~ / ops=/)
-				v = (id ~ /^icount/) ? sprintf("%.0f", ns / ops) \
-						     : sprintf("%.0f", ops * 1e9 / ns)
+				if (id !~ /^icount/)
+					v = sprintf("%.0f", ops * 1e9 / ns)
+				else if (th == 1)
+					v = sprintf("%.0f", cpu / ops)
+				else	# the lower: see report.md.in
+					v = sprintf("%.0f", (cpu < ns ? cpu : ns) / ops)
 			print id, $2, th, v
 		}' "$f"
 	done
@@ -186,8 +196,9 @@ table() {
 	}
 	END {
 		unit = kind == "icount" ? "insns/op" : "ops/s"
-		printf "| path | threads | base %s | patched %s | patched/base |\n", unit, unit
-		print "|---|---|---|---|---|"
+		printf "| path | threads | base %s | patched %s | patched/base |", unit, unit
+		if (kind == "wall") printf " best patched/best base |"
+		printf "\n|---|---|---|---|---|%s\n", kind == "wall" ? "---|" : ""
 		for (i = 0; i < n; i++) {
 			p = order[i]; b = p SUBSEP "base"; q = p SUBSEP "patched"
 			r = "-"
@@ -195,7 +206,10 @@ table() {
 				if (kind == "icount") r = sprintf("%.3f", med(v[b]) / med(v[q]))
 				else r = sprintf("%.3f", med(v[q]) / med(v[b]))
 			}
-			printf "| %s | %s | %s | %s | %s |\n", p, th[p], cell(b), cell(q), r
+			printf "| %s | %s | %s | %s | %s |", p, th[p], cell(b), cell(q), r
+			if (kind == "wall")
+				printf " %s |", r == "-" ? "-" : sprintf("%.3f", hi(v[q]) / hi(v[b]))
+			printf "\n"
 		}
 	}'
 }
@@ -254,14 +268,18 @@ report() {
 		echo
 		echo "## Results ($(cat "$BDIR/meta.date" 2>/dev/null || date -u +%F))"
 		echo
-		echo "Kernel: $(cat "$BDIR/meta.src" 2>/dev/null), built with \`tools/bench/nodebug.config\`."
+		echo "Kernel: $(cat "$BDIR/meta.src" 2>/dev/null), built with \`tools/bench/nodebug.config\`;"
+		echo "series: $(cat "$BDIR/meta.series" 2>/dev/null)."
 		echo "Host: $(nproc) CPUs, $(qemu-system-x86_64 --version | head -n 1)."
-		echo "\`make bench\` took $(cat "$BDIR/meta.duration" 2>/dev/null || echo '?') s (kernel builds included)."
+		echo "\`make bench\` took $(cat "$BDIR/meta.duration" 2>/dev/null || echo '?') s (kernel builds and waiting for the cache lock behind other runs included)."
 		echo
 		echo "### Instructions per operation (QEMU -icount shift=0,sleep=off)"
 		echo
-		echo "Median [min-max] of $(cat "$BDIR/meta.icount_rounds" 2>/dev/null || echo "$ICOUNT_ROUNDS") boots of each kernel;"
-		echo "patched/base is base insns / patched insns (> 1: the patched path is cheaper)."
+		echo "Guest instructions per operation: for one thread its CPU time under"
+		echo "icount (user + kernel); for the \`_mt\` paths the lower of the threads'"
+		echo "CPU time and the virtual time, per operation (see the method). Median [min-max]"
+		echo "of $(cat "$BDIR/meta.icount_rounds" 2>/dev/null || echo "$ICOUNT_ROUNDS") boots of each kernel; patched/base is base insns /"
+		echo "patched insns (> 1: the patched path is cheaper)."
 		echo
 		table icount
 		echo
@@ -272,7 +290,8 @@ report() {
 		echo "### Throughput, wall clock (TCG, host shared)"
 		echo
 		echo "Median [min-max] ops/s of $(cat "$BDIR/meta.rounds" 2>/dev/null || echo "$ROUNDS") boots of each kernel, alternating;"
-		echo "patched/base is the ratio of the medians."
+		echo "patched/base is the ratio of the medians, best patched/best base the"
+		echo "ratio of the fastest boots (host noise only ever slows a boot down)."
 		echo
 		table wall
 		echo
@@ -282,7 +301,8 @@ report() {
 		echo "### Raw numbers"
 		echo
 		echo "One line per boot and path: kind, kernel, round, path, threads, value"
-		echo "(wall: ops/s; icount: guest instructions per op). Host load at each boot:"
+		echo "(wall: ops/s; icount: the measuring threads' instructions per op)."
+		echo "Host load (/proc/loadavg) at each boot:"
 		echo
 		echo '```'
 		for f in "$RAW"/*.log; do
@@ -319,6 +339,9 @@ main() {
 	echo "$ICOUNT_ROUNDS" > "$BDIR/meta.icount_rounds"
 	date -u '+%F %H:%M UTC' > "$BDIR/meta.date"
 	basename "$(cat "$CACHE/tree/.vfr-src")" > "$BDIR/meta.src"
+	read_series
+	echo "${#SERIES[@]} patches of linux/series, sha256 of their content" \
+		"$(cat "${SERIES[@]}" | sha256sum | cut -c1-12)" > "$BDIR/meta.series"
 	echo $(($(date +%s) - start)) > "$BDIR/meta.duration"
 	report
 }

@@ -15,8 +15,9 @@
 # replaced (or appended) with the table.  Takes ~20 min of both CPUs: the
 # verdict cache has its own lock, so it competes with other runs for CPU.
 #
-# Environment: VERDICT_DIR (default $CACHE/verdict; removed at the end
-# unless KEEP=1).
+# tools/bench/verdict.sh --section rewrites the section from the last run's
+# logs.  Environment: VERDICT_DIR (default $CACHE/verdict; its cache and
+# clone are removed at the end unless KEEP=1, the logs stay).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
@@ -27,8 +28,9 @@ REPORT=$REPO/docs/bench.md
 TARGETS="cold:900 warm:120 selftest:120 patch:240"
 
 prepare() {
-	[ -d "$CACHE/deb" ] && [ -d "$CACHE/apt" ] ||
+	if [ ! -d "$CACHE/deb" ] || [ ! -d "$CACHE/apt" ]; then
 		die "no $CACHE/deb or $CACHE/apt: run ./run_tests.sh once first"
+	fi
 	step "fresh cache $VCACHE (source package copied from $CACHE)"
 	rm -rf "$VDIR"
 	mkdir -p "$VCACHE"
@@ -63,18 +65,11 @@ change_patch() {
 	die "no comment line in a .c file of the series"
 }
 
-# run NAME: one ./run_tests.sh in the clone; appends a row to $VDIR/rows.
-run() {
-	local name=$1 log=$VDIR/$1.log t0 t1 rc=0 secs last steps
-	step "verdict run: $name${CHANGED:+ ($CHANGED changed)}"
-	t0=$(date +%s)
-	(cd "$CLONE" && CACHE_DIR=$VCACHE ./run_tests.sh) > "$log" 2>&1 || rc=$?
-	t1=$(date +%s)
-	secs=$((t1 - t0))
-	last=$(tail -n 1 "$log")
-	# The three costliest steps: a step lasts until the next one starts.
-	steps=$(awk -v total="$secs" '
-		/^==> \[ *[0-9]+s\] / {
+# The three costliest steps of run log $1 that took $2 s: a step lasts until
+# the next one starts (the runner's "... still" ticker lines are not steps).
+costliest() {
+	awk -v total="$2" '
+		/^==> \[ *[0-9]+s\] / && !/^==> \[ *[0-9]+s\] \.\.\. still/ {
 			t = $0; sub(/^==> \[ */, "", t); sub(/s\].*/, "", t)
 			s = $0; sub(/^==> \[ *[0-9]+s\] /, "", s)
 			if (n) dur[n - 1] = t - at[n - 1]
@@ -90,8 +85,19 @@ run() {
 				sub(/ \(.*/, "", name[best])
 				printf "%s%s %ds", sep, name[best], dur[best]; sep = "; "
 			}
-		}' "$log")
-	printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$secs" "$rc" "$last" "$steps" >> "$VDIR/rows"
+		}' "$1"
+}
+
+# run NAME: one ./run_tests.sh in the clone; appends a row to $VDIR/rows.
+run() {
+	local name=$1 log=$VDIR/$1.log start end rc=0 secs last
+	step "verdict run: $name${CHANGED:+ ($CHANGED changed)}"
+	start=$(date +%s)
+	(cd "$CLONE" && CACHE_DIR=$VCACHE ./run_tests.sh) > "$log" 2>&1 || rc=$?
+	end=$(date +%s)
+	secs=$((end - start))
+	last=$(tail -n 1 "$log")
+	printf '%s\t%s\t%s\t%s\n' "$name" "$secs" "$rc" "$last" >> "$VDIR/rows"
 	step "$name: ${secs}s, exit $rc: $last"
 }
 
@@ -108,8 +114,9 @@ section() {
 	echo
 	echo "| run | change | time | target | met | exit | last line | costliest steps |"
 	echo "|---|---|---|---|---|---|---|---|"
-	while IFS=$'\t' read -r name secs rc last steps; do
-		local target change ok
+	while IFS=$'\t' read -r name secs rc last; do
+		local target change ok steps
+		steps=$(costliest "$VDIR/$name.log" "$secs")
 		target=$(echo "$TARGETS" | tr ' ' '\n' | sed -n "s/^$name://p")
 		case $name in
 		cold) change="fresh CACHE_DIR: unpack, copy tree, config, full build (empty ccache)" ;;
@@ -129,7 +136,23 @@ section() {
 	fi
 }
 
+# docs/bench.md with this section replaced (or appended).
+write_section() {
+	mkdir -p "$REPO/docs"
+	{
+		[ -f "$REPORT" ] && sed '/^## Time to verdict/,$d' "$REPORT"
+		section
+	} > "$REPORT.tmp"
+	mv "$REPORT.tmp" "$REPORT"
+	step "time to verdict: section written to $REPORT (logs in $VDIR)"
+}
+
 main() {
+	if [ "${1:-}" = --section ]; then	# again, from the last run's logs
+		[ -f "$VDIR/rows" ] || die "no $VDIR/rows: run tools/bench.sh --verdict"
+		write_section
+		return
+	fi
 	need git rsync
 	CHANGED=
 	prepare
@@ -143,13 +166,7 @@ main() {
 	change_patch
 	echo "$CHANGED" > "$VDIR/changed"
 	run patch
-	mkdir -p "$REPO/docs"
-	{
-		[ -f "$REPORT" ] && sed '/^## Time to verdict/,$d' "$REPORT"
-		section
-	} > "$REPORT.tmp"
-	mv "$REPORT.tmp" "$REPORT"
-	step "time to verdict: section written to $REPORT (logs in $VDIR)"
+	write_section
 	[ "${KEEP:-0}" = 1 ] || rm -rf "$VCACHE" "$CLONE"
 }
 

@@ -4,22 +4,29 @@
  * touches, run inside the benchmark guest (tools/bench.sh).
  *
  * Every path is an operation that leaves the system as it found it (open +
- * close, alloc + destroy, add + del). Each is run a few times untimed, then
- * in batches until at least -t seconds of CLOCK_MONOTONIC have passed; the
- * result is one line per path on stdout:
+ * close, alloc + destroy, add + del). Each is run a few times untimed, the
+ * thread sleeps 200 ms (deferred work of earlier paths settles), then the
+ * operation runs in batches until at least -t seconds of CLOCK_MONOTONIC
+ * have passed; the result is one line per path on stdout:
  *
- *   BENCH <path> threads=<n> ops=<ops> ns=<elapsed> ns_per_op=<x>
+ *   BENCH <path> threads=<n> ops=<ops> ns=<elapsed> cpu_ns=<cpu> ns_per_op=<x>
  *   BENCH <path> threads=<n> na=<why>          (path absent on this kernel)
  *   BENCH <path> threads=<n> error=<what>      (unexpected failure)
  *
+ * cpu_ns is the CPU time of the measuring threads (CLOCK_THREAD_CPUTIME_ID,
+ * their user and kernel time, without the time they slept).
+ *
  * Under QEMU -icount shift=0 the guest clock advances 1 ns per executed
- * guest instruction, so ns_per_op then reads as instructions per operation.
+ * guest instruction, so ns_per_op then reads as instructions per operation,
+ * and cpu_ns / ops as the instructions the thread itself executed per op.
  *
  * Multi-threaded paths (suffix _mt) run the same operation in two threads,
  * pinned to CPUs 0 and 1, each on its own VM, KVM VFIO device, container or
  * iommufd and mtty device; ops is the sum, ns the longer thread's time.
  *
  * Usage: vfr_bench [-t SECONDS] [-p PATH]... MTTY_UUID0 MTTY_UUID1
+ * (all paths in table order, or the -p paths in the order given; a path
+ * may be given more than once)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -45,6 +52,8 @@
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 #define WARMUP_OPS	16
 #define BATCH_OPS	8
+/* Idle time before the timed part, for work deferred by earlier paths. */
+#define QUIESCE_US	200000
 
 /*
  * The series' uAPI, mirrored so that one binary (built against either tree)
@@ -84,12 +93,17 @@ struct test_dev_set_vm {
 static const char *mtty_uuid[2];
 static double target_s = 1.0;
 
-static long long now_ns(void)
+static long long clock_ns(clockid_t clk)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(clk, &ts);
 	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static long long now_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
 }
 
 static void close_fd(int *fd)
@@ -529,7 +543,7 @@ struct worker {
 	const struct path *p;
 	struct ctx c;
 	pthread_barrier_t *barrier;
-	long long ops, ns;
+	long long ops, ns, cpu_ns;
 	int ret;		/* 0, -1 error, 1 not available */
 };
 
@@ -542,7 +556,7 @@ static void *worker_run(void *arg)
 {
 	struct worker *w = arg;
 	struct ctx *c = &w->c;
-	long long t0, t;
+	long long t0, t, c0;
 	int i;
 
 	pin_cpu(c->idx);
@@ -555,10 +569,16 @@ static void *worker_run(void *arg)
 	} else if (not_here(w->p, c->err_no)) {
 		w->ret = 1;
 	}
-	/* Every thread reaches the barrier, whatever happened above. */
+	/*
+	 * Let RCU callbacks and kworkers of the earlier paths (and of the
+	 * setup) finish, so that they are not counted here. Every thread
+	 * reaches the barrier, whatever happened above.
+	 */
+	usleep(QUIESCE_US);
 	pthread_barrier_wait(w->barrier);
 	if (w->ret)
 		goto out;
+	c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	t0 = now_ns();
 	do {
 		for (i = 0; i < BATCH_OPS; i++) {
@@ -571,6 +591,7 @@ static void *worker_run(void *arg)
 		t = now_ns() - t0;
 	} while (t < (long long)(target_s * 1e9));
 	w->ns = t;
+	w->cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
 out:
 	ctx_fini(c);
 	return NULL;
@@ -581,7 +602,7 @@ static int run_path(const struct path *p)
 	struct worker w[2];
 	pthread_barrier_t barrier;
 	pthread_t tid[2];
-	long long ops = 0, ns = 0;
+	long long ops = 0, ns = 0, cpu_ns = 0;
 	int i, ret = 0, n = p->threads;
 
 	pthread_barrier_init(&barrier, NULL, n);
@@ -609,6 +630,7 @@ static int run_path(const struct path *p)
 		if (w[i].ret > 0)
 			ret = 1;
 		ops += w[i].ops;
+		cpu_ns += w[i].cpu_ns;
 		if (w[i].ns > ns)
 			ns = w[i].ns;
 	}
@@ -616,7 +638,8 @@ static int run_path(const struct path *p)
 		printf("na=%s\n", p->na_why);
 		return 0;
 	}
-	printf("ops=%lld ns=%lld ns_per_op=%.1f\n", ops, ns, (double)ns / ops);
+	printf("ops=%lld ns=%lld cpu_ns=%lld ns_per_op=%.1f\n", ops, ns, cpu_ns,
+	       (double)ns / ops);
 	return 0;
 }
 
@@ -634,7 +657,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	const char *only[ARRAY_SIZE(paths)];
+	const char *only[4 * ARRAY_SIZE(paths)];
 	size_t i, j, nonly = 0;
 	int opt, ret = 0;
 
@@ -658,13 +681,14 @@ int main(int argc, char **argv)
 	mtty_uuid[1] = argv[optind + 1];
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
-	for (i = 0; i < ARRAY_SIZE(paths); i++) {
-		bool run = !nonly;
-
-		for (j = 0; j < nonly; j++)
-			run |= !strcmp(only[j], paths[i].name);
-		if (run && run_path(&paths[i]))
-			ret = 1;
+	/* All paths in table order, or those of -p in the order given. */
+	for (j = 0; j < (nonly ?: 1); j++) {
+		for (i = 0; i < ARRAY_SIZE(paths); i++) {
+			if (nonly && strcmp(only[j], paths[i].name))
+				continue;
+			if (run_path(&paths[i]))
+				ret = 1;
+		}
 	}
 	return ret;
 }
