@@ -71,7 +71,8 @@ build_kernel() {
 }
 
 # vfr_bench against the benchmark build's uAPI headers and the source's
-# iommufd_test.h (the series' additions are mirrored in vfr_bench.c).
+# iommufd_test.h (the series' additions are mirrored in
+# selftests/iommufd_viommu/viommu_uapi.h).
 build_guest() {
 	local src ird=$BDIR/initramfs
 
@@ -81,7 +82,7 @@ build_guest() {
 	mkdir -p "$ird"/{bin,proc,sys,dev,tmp}
 	gcc -static -O2 -Wall -Wextra -Werror -pthread \
 		-isystem "$CACHE/build-nodebug/usr/include" \
-		-I"$src/drivers/iommu/iommufd" \
+		-I"$src/drivers/iommu/iommufd" -I"$REPO/selftests/iommufd_viommu" \
 		-o "$ird/bin/vfr_bench" "$REPO/tools/bench/vfr_bench.c"
 	cp "$(command -v busybox)" "$ird/bin/busybox"
 	install -m 755 "$REPO/tools/bench/init" "$ird/init"
@@ -162,31 +163,35 @@ collect() {
 	done
 }
 
+# awk functions for both tables: numeric insertion sort of a space-separated
+# list into a[1..n], and its median.
+STATS_AWK='
+function sorted(s, a,   n, i, j, t) {
+	n = split(s, a, " ")
+	for (i = 2; i <= n; i++) {
+		t = a[i] + 0
+		for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]
+		a[j + 1] = t
+	}
+	return n
+}
+function med(s,   a, n) {
+	n = sorted(s, a)
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+'
+
 # Markdown table: per path, median [min-max] of each kernel and the ratio
 # of the medians as throughput patched/base.
 table() {
 	local kind=$1
-	collect | awk -v kind="$kind" '
-	# numeric insertion sort of a space-separated list into a[1..n]
-	function sorted(s, a,   n, i, j, t) {
-		n = split(s, a, " ")
-		for (i = 2; i <= n; i++) {
-			t = a[i] + 0
-			for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]
-			a[j + 1] = t
-		}
-		return n
-	}
-	function med(s,   a, n) {
-		n = sorted(s, a)
-		return n % 2 ? a[(n + 1) / 2] : sprintf("%.0f", (a[n / 2] + a[n / 2 + 1]) / 2)
-	}
+	collect | awk -v kind="$kind" "$STATS_AWK"'
 	function lo(s,   a) { sorted(s, a); return a[1] }
 	function hi(s,   a, n) { n = sorted(s, a); return a[n] }
 	function cell(k) {
 		if (k in bad) return bad[k]
 		if (!(k in v)) return "-"
-		return sprintf("%s [%s-%s]", med(v[k]), lo(v[k]), hi(v[k]))
+		return sprintf("%.0f [%s-%s]", med(v[k]), lo(v[k]), hi(v[k]))
 	}
 	$1 == kind {
 		k = $4 SUBSEP $2
@@ -217,20 +222,7 @@ table() {
 # What the VM association (or the new flag) adds to a path, in icount
 # instructions: the medians of "with" minus "without", per kernel.
 deltas() {
-	collect | awk '
-	function sorted(s, a,   n, i, j, t) {
-		n = split(s, a, " ")
-		for (i = 2; i <= n; i++) {
-			t = a[i] + 0
-			for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]
-			a[j + 1] = t
-		}
-		return n
-	}
-	function med(s,   a, n) {
-		n = sorted(s, a)
-		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-	}
+	collect | awk "$STATS_AWK"'
 	function d(with, without, m) {
 		if (!((with SUBSEP m) in v) || !((without SUBSEP m) in v)) return "n/a"
 		return sprintf("%+.0f", med(v[with SUBSEP m]) - med(v[without SUBSEP m]))

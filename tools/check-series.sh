@@ -134,6 +134,21 @@ build() {
 	return $rc
 }
 
+# cross ARCH TRIPLET CONFIG OBJS...: cross build of the final tree's objects
+# with Debian's TRIPLET-gcc on ARCH defconfig + CONFIG.
+cross() {
+	local arch=$1 triplet=$2 opts=$3
+	shift 3
+	if ! command -v "$triplet-gcc" >/dev/null; then
+		fail "no $triplet-gcc (make deps)"
+		return
+	fi
+	step "$arch: defconfig + options, prepare, objects"
+	setup "$arch" "$opts"
+	build "$arch" "$CACHE/check/$arch.log" "$@" ||
+		{ fail "$arch objects"; grep error "$CACHE/check/$arch.log" | head; }
+}
+
 # sparse_check LOG: sparse (C=2: checked even if up to date) on the x86
 # objects, normalized diagnostics to LOG.
 sparse_check() {
@@ -235,22 +250,8 @@ main() {
 	step "vfio.o: KVM symbols used: ${tmp:-none}"
 
 	# 6. Cross builds of the final tree.
-	if command -v s390x-linux-gnu-gcc >/dev/null; then
-		step "s390: defconfig + options, prepare, objects"
-		setup s390 "$S390_CONFIG"
-		build s390 "$CACHE/check/s390.log" $S390_OBJS ||
-			{ fail "s390 objects"; grep error "$CACHE/check/s390.log" | head; }
-	else
-		fail "no s390x-linux-gnu-gcc (make deps)"
-	fi
-	if command -v aarch64-linux-gnu-gcc >/dev/null; then
-		step "arm64: defconfig + options, prepare, objects"
-		setup arm64 "$ARM64_CONFIG"
-		build arm64 "$CACHE/check/arm64.log" $ARM64_OBJS ||
-			{ fail "arm64 objects"; grep error "$CACHE/check/arm64.log" | head; }
-	else
-		fail "no aarch64-linux-gnu-gcc (make deps)"
-	fi
+	cross s390 s390x-linux-gnu "$S390_CONFIG" $S390_OBJS
+	cross arm64 aarch64-linux-gnu "$ARM64_CONFIG" $ARM64_OBJS
 
 	step "finished"
 	echo "check-series: $n patches, $failures failures"

@@ -17,10 +17,7 @@ FIXTURE(iommufd)
 
 FIXTURE_SETUP(iommufd)
 {
-	self->fd = iommufd_open();
-	if (self->fd < 0)
-		SKIP(return, "cannot open %s: %s (CONFIG_IOMMUFD)", IOMMUFD_PATH,
-		     strerror(errno));
+	iommufd_open_or_skip(self->fd);
 }
 
 FIXTURE_TEARDOWN(iommufd)
@@ -64,17 +61,7 @@ FIXTURE(iommufd_mock)
 
 FIXTURE_SETUP(iommufd_mock)
 {
-	int ret;
-
-	self->fd = iommufd_open();
-	if (self->fd < 0)
-		SKIP(return, "cannot open %s: %s (CONFIG_IOMMUFD)", IOMMUFD_PATH,
-		     strerror(errno));
-	ret = iommufd_test_available(self->fd);
-	ASSERT_LE(0, ret) TH_LOG("IOMMU_TEST_CMD probe: %s", strerror(errno));
-	if (!ret)
-		SKIP(return, "CONFIG_IOMMUFD_TEST is off: IOMMU_TEST_CMD is ENOTTY");
-
+	iommufd_mock_open_or_skip(self->fd);
 	test_ioctl_ioas_alloc(&self->ioas_id);
 	test_cmd_mock_domain(self->ioas_id, &self->stdev_id, &self->hwpt_id,
 			     &self->idev_id);
@@ -86,6 +73,11 @@ FIXTURE_TEARDOWN(iommufd_mock)
 	if (self->fd >= 0)
 		EXPECT_EQ(0, close(self->fd));
 }
+
+/* A nest-parent HWPT on the fixture's IOAS, for its device. */
+#define test_nest_parent_alloc(parent_id)                                    \
+	test_cmd_hwpt_alloc(self->idev_id, self->ioas_id,                    \
+			    IOMMU_HWPT_ALLOC_NEST_PARENT, parent_id)
 
 /* Rule: a mock device comes with a device object, an idev and a domain. */
 TEST_F(iommufd_mock, mock_domain)
@@ -100,8 +92,7 @@ TEST_F(iommufd_mock, nest_parent_hwpt)
 {
 	__u32 parent_id = 0;
 
-	test_cmd_hwpt_alloc(self->idev_id, self->ioas_id,
-			    IOMMU_HWPT_ALLOC_NEST_PARENT, &parent_id);
+	test_nest_parent_alloc(&parent_id);
 	ASSERT_NE(0, parent_id);
 }
 
@@ -110,8 +101,7 @@ TEST_F(iommufd_mock, viommu_alloc)
 {
 	__u32 parent_id, viommu_id = 0;
 
-	test_cmd_hwpt_alloc(self->idev_id, self->ioas_id,
-			    IOMMU_HWPT_ALLOC_NEST_PARENT, &parent_id);
+	test_nest_parent_alloc(&parent_id);
 	test_cmd_viommu_alloc(self->idev_id, parent_id,
 			      IOMMU_VIOMMU_TYPE_SELFTEST, &viommu_id);
 	ASSERT_NE(0, viommu_id);
@@ -126,8 +116,7 @@ TEST_F(iommufd_mock, viommu_pins_parent)
 {
 	__u32 parent_id, viommu_id;
 
-	test_cmd_hwpt_alloc(self->idev_id, self->ioas_id,
-			    IOMMU_HWPT_ALLOC_NEST_PARENT, &parent_id);
+	test_nest_parent_alloc(&parent_id);
 	test_cmd_viommu_alloc(self->idev_id, parent_id,
 			      IOMMU_VIOMMU_TYPE_SELFTEST, &viommu_id);
 	test_err_ioctl_destroy(EBUSY, parent_id);
@@ -140,8 +129,7 @@ TEST_F(iommufd_mock, viommu_auto_destroy)
 {
 	__u32 parent_id, viommu_id;
 
-	test_cmd_hwpt_alloc(self->idev_id, self->ioas_id,
-			    IOMMU_HWPT_ALLOC_NEST_PARENT, &parent_id);
+	test_nest_parent_alloc(&parent_id);
 	test_cmd_viommu_alloc(self->idev_id, parent_id,
 			      IOMMU_VIOMMU_TYPE_SELFTEST, &viommu_id);
 }
@@ -158,8 +146,7 @@ TEST_F(iommufd_mock, viommu_type_default)
 {
 	__u32 parent_id;
 
-	test_cmd_hwpt_alloc(self->idev_id, self->ioas_id,
-			    IOMMU_HWPT_ALLOC_NEST_PARENT, &parent_id);
+	test_nest_parent_alloc(&parent_id);
 	test_err_viommu_alloc(EOPNOTSUPP, self->idev_id, parent_id, 0,
 			      IOMMU_VIOMMU_TYPE_DEFAULT);
 }
@@ -169,8 +156,7 @@ TEST_F(iommufd_mock, viommu_type_unknown)
 {
 	__u32 parent_id;
 
-	test_cmd_hwpt_alloc(self->idev_id, self->ioas_id,
-			    IOMMU_HWPT_ALLOC_NEST_PARENT, &parent_id);
+	test_nest_parent_alloc(&parent_id);
 	test_err_viommu_alloc(EOPNOTSUPP, self->idev_id, parent_id, 0, 0xdead);
 }
 
@@ -182,8 +168,7 @@ TEST_F(iommufd_mock, viommu_unknown_flag)
 {
 	__u32 parent_id;
 
-	test_cmd_hwpt_alloc(self->idev_id, self->ioas_id,
-			    IOMMU_HWPT_ALLOC_NEST_PARENT, &parent_id);
+	test_nest_parent_alloc(&parent_id);
 	test_err_viommu_alloc(EOPNOTSUPP, self->idev_id, parent_id, 1U << 31,
 			      IOMMU_VIOMMU_TYPE_SELFTEST);
 }
@@ -193,8 +178,7 @@ TEST_F(iommufd_mock, viommu_no_device)
 {
 	__u32 parent_id;
 
-	test_cmd_hwpt_alloc(self->idev_id, self->ioas_id,
-			    IOMMU_HWPT_ALLOC_NEST_PARENT, &parent_id);
+	test_nest_parent_alloc(&parent_id);
 	test_err_viommu_alloc(ENOENT, 0, parent_id, 0,
 			      IOMMU_VIOMMU_TYPE_SELFTEST);
 }

@@ -78,11 +78,7 @@ FIXTURE_TEARDOWN(viommu_fail_nth)
 	close_fd(&self->nth_fd);
 	close_fd(&self->fd);
 	close_fd(&self->vm_fd);
-	close_fd(&self->kvm_fd);
-	if (self->log.sock >= 0) {
-		uevent_log_assert_balanced(&self->log);
-		uevent_log_close(&self->log);
-	}
+	viommu_kvm_fini(&self->kvm_fd, &self->log);
 }
 
 /* What is built before injection starts: a VM, an iommufd with a device. */

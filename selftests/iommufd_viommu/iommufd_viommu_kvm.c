@@ -28,16 +28,7 @@ FIXTURE(viommu_uapi)
 
 FIXTURE_SETUP(viommu_uapi)
 {
-	int ret;
-
-	self->fd = iommufd_open();
-	if (self->fd < 0)
-		SKIP(return, "cannot open %s: %s (CONFIG_IOMMUFD)", IOMMUFD_PATH,
-		     strerror(errno));
-	ret = iommufd_test_available(self->fd);
-	ASSERT_LE(0, ret) TH_LOG("IOMMU_TEST_CMD probe: %s", strerror(errno));
-	if (!ret)
-		SKIP(return, "CONFIG_IOMMUFD_TEST is off: no iommufd mock");
+	iommufd_mock_open_or_skip(self->fd);
 }
 
 FIXTURE_TEARDOWN(viommu_uapi)
@@ -71,6 +62,21 @@ TEST_F(viommu_uapi, mock_vm_ops_known)
 /* --------------------------------------------------------- the fixture */
 
 /*
+ * Every fixture here starts so (its other fds -1 already): the
+ * prerequisites (SKIP without them), the iommufd and VM "A", watched in
+ * slot 0.
+ */
+#define viommu_kvm_open_vm(self)                                             \
+	({                                                                   \
+		(self)->fd = (self)->kvm_fd = (self)->vm_fd = -1;            \
+		(self)->log.sock = -1;                                       \
+		viommu_kvm_prereq_or_skip(&(self)->kvm_fd, &(self)->fd,      \
+					  &(self)->log);                     \
+		test_vm_create_watched((self)->kvm_fd, &(self)->log, 0,      \
+				       &(self)->vm, &(self)->vm_fd);         \
+	})
+
+/*
  * A VM ("A", watched), an IOAS, a mock device (no VM of its own unless a
  * test gives it one) and a nest-parent HWPT for vIOMMUs.
  */
@@ -90,17 +96,9 @@ FIXTURE(viommu_kvm)
 
 FIXTURE_SETUP(viommu_kvm)
 {
-	self->fd = self->kvm_fd = self->vm_fd = -1;
-	self->log.sock = -1;
-	viommu_kvm_prereq_or_skip(&self->kvm_fd, &self->fd, &self->log);
-
-	test_vm_create_watched(self->kvm_fd, &self->log, 0, &self->vm,
-			       &self->vm_fd);
-	test_ioctl_ioas_alloc(&self->ioas_id);
-	test_cmd_mock_domain(self->ioas_id, &self->stdev_id, &self->hwpt_id,
-			     &self->idev_id);
-	test_cmd_hwpt_alloc(self->idev_id, self->ioas_id,
-			    IOMMU_HWPT_ALLOC_NEST_PARENT, &self->parent_id);
+	viommu_kvm_open_vm(self);
+	test_mock_nest_parent(&self->ioas_id, &self->stdev_id, &self->hwpt_id,
+			      &self->idev_id, &self->parent_id);
 }
 
 /*
@@ -111,11 +109,7 @@ FIXTURE_TEARDOWN(viommu_kvm)
 {
 	close_fd(&self->fd);
 	close_fd(&self->vm_fd);
-	close_fd(&self->kvm_fd);
-	if (self->log.sock >= 0) {
-		uevent_log_assert_balanced(&self->log);
-		uevent_log_close(&self->log);
-	}
+	viommu_kvm_fini(&self->kvm_fd, &self->log);
 }
 
 /* A second VM ("B"), watched in slot 1. */
@@ -253,6 +247,11 @@ TEST_F(viommu_kvm, device_without_vm)
 		.kvm_vm_fd = (kvm_vm_fd_),                                    \
 	})
 
+/* @cmd at the series' struct size, refused with @_errno. */
+#define test_err_viommu_req(_errno, cmd)                                     \
+	EXPECT_ERRNO(_errno, _test_cmd_viommu_alloc_sized(self->fd, cmd,     \
+					VIOMMU_ALLOC_SIZE_KVM, 0, NULL))
+
 /*
  * Rule: the 7.3 struct size (40 bytes, up to data_uptr) works unchanged and
  * reads kvm_vm_fd as absent: the vIOMMU takes the device's VM. Fails if old
@@ -360,12 +359,10 @@ TEST_F(viommu_kvm, reserved2_nonzero)
 		viommu_req(VIOMMU_ALLOC_KVM_VM_FD, self->vm_fd);
 
 	cmd.__reserved2 = 1;
-	EXPECT_ERRNO(EOPNOTSUPP, _test_cmd_viommu_alloc_sized(self->fd, &cmd,
-					VIOMMU_ALLOC_SIZE_KVM, 0, NULL));
+	test_err_viommu_req(EOPNOTSUPP, &cmd);
 	cmd = viommu_req(0, -1);
 	cmd.__reserved2 = 0x80000000;
-	EXPECT_ERRNO(EOPNOTSUPP, _test_cmd_viommu_alloc_sized(self->fd, &cmd,
-					VIOMMU_ALLOC_SIZE_KVM, 0, NULL));
+	test_err_viommu_req(EOPNOTSUPP, &cmd);
 	test_ioctl_destroy(self->parent_id);
 }
 
@@ -379,13 +376,11 @@ TEST_F(viommu_kvm, check_order)
 	struct iommu_viommu_alloc_kvm cmd = viommu_req(1U << 1, -1);
 
 	cmd.dev_id = 0;
-	EXPECT_ERRNO(EOPNOTSUPP, _test_cmd_viommu_alloc_sized(self->fd, &cmd,
-					VIOMMU_ALLOC_SIZE_KVM, 0, NULL));
+	test_err_viommu_req(EOPNOTSUPP, &cmd);
 	cmd = viommu_req(VIOMMU_ALLOC_KVM_VM_FD, -1);
 	cmd.dev_id = 0;
 	cmd.__reserved2 = 1;
-	EXPECT_ERRNO(EOPNOTSUPP, _test_cmd_viommu_alloc_sized(self->fd, &cmd,
-					VIOMMU_ALLOC_SIZE_KVM, 0, NULL));
+	test_err_viommu_req(EOPNOTSUPP, &cmd);
 	/* unknown device with a bad VM fd */
 	test_err_viommu_alloc_kvm(ENOENT, 0, self->parent_id, -1);
 	/* not a nest parent (the mock domain's HWPT) with a bad VM fd */
@@ -393,8 +388,7 @@ TEST_F(viommu_kvm, check_order)
 	/* type DEFAULT with the flag and a good fd: EOPNOTSUPP as before */
 	cmd = viommu_req(VIOMMU_ALLOC_KVM_VM_FD, self->vm_fd);
 	cmd.type = IOMMU_VIOMMU_TYPE_DEFAULT;
-	EXPECT_ERRNO(EOPNOTSUPP, _test_cmd_viommu_alloc_sized(self->fd, &cmd,
-					VIOMMU_ALLOC_SIZE_KVM, 0, NULL));
+	test_err_viommu_req(EOPNOTSUPP, &cmd);
 }
 
 /* ------------------------------------------------ a VM from elsewhere */
@@ -528,23 +522,15 @@ FIXTURE_VARIANT_ADD(viommu_kvm_keepalive, close_iommufd)
 
 FIXTURE_SETUP(viommu_kvm_keepalive)
 {
-	self->fd = self->kvm_fd = self->vm_fd = -1;
 	self->vcpu_fd = self->kvm_vfio_fd = self->stats_fd = -1;
-	self->log.sock = -1;
-	viommu_kvm_prereq_or_skip(&self->kvm_fd, &self->fd, &self->log);
-
-	/* The VM with every kind of handle KVM gives out for it. */
-	test_vm_create_watched(self->kvm_fd, &self->log, 0, &self->vm,
-			       &self->vm_fd);
+	viommu_kvm_open_vm(self);
+	/* Every other kind of handle KVM gives out for the VM. */
 	test_kvm_create_vcpu(self->vm_fd, 0, &self->vcpu_fd);
 	test_kvm_create_vfio_device(self->vm_fd, &self->kvm_vfio_fd);
 	test_kvm_get_stats_fd(self->vm_fd, &self->stats_fd);
 
-	test_ioctl_ioas_alloc(&self->ioas_id);
-	test_cmd_mock_domain(self->ioas_id, &self->stdev_id, NULL,
-			     &self->idev_id);
-	test_cmd_hwpt_alloc(self->idev_id, self->ioas_id,
-			    IOMMU_HWPT_ALLOC_NEST_PARENT, &self->parent_id);
+	test_mock_nest_parent(&self->ioas_id, &self->stdev_id, NULL,
+			      &self->idev_id, &self->parent_id);
 }
 
 FIXTURE_TEARDOWN(viommu_kvm_keepalive)
@@ -554,11 +540,7 @@ FIXTURE_TEARDOWN(viommu_kvm_keepalive)
 	close_fd(&self->kvm_vfio_fd);
 	close_fd(&self->stats_fd);
 	close_fd(&self->vm_fd);
-	close_fd(&self->kvm_fd);
-	if (self->log.sock >= 0) {
-		uevent_log_assert_balanced(&self->log);
-		uevent_log_close(&self->log);
-	}
+	viommu_kvm_fini(&self->kvm_fd, &self->log);
 }
 
 /*
@@ -643,83 +625,31 @@ FIXTURE_VARIANT_ADD(viommu_kvm_fd, minus_one)
 	.viommu_errno = EBADF,
 };
 
-FIXTURE_VARIANT_ADD(viommu_kvm_fd, minus_two)
-{
-	.kind = FD_MINUS_TWO,
-	.viommu_errno = EBADF,
-	.set_vm_errno = EBADF,
-	.check_errno = EBADF,
-};
+/* Not a VM fd at all: EBADF from every op. */
+#define VARIANT_NOT_A_VM_FD(name, kind_)                                     \
+	FIXTURE_VARIANT_ADD(viommu_kvm_fd, name)                             \
+	{                                                                    \
+		.kind = (kind_),                                             \
+		.viommu_errno = EBADF,                                       \
+		.set_vm_errno = EBADF,                                       \
+		.check_errno = EBADF,                                        \
+	}
 
-FIXTURE_VARIANT_ADD(viommu_kvm_fd, closed)
-{
-	.kind = FD_CLOSED,
-	.viommu_errno = EBADF,
-	.set_vm_errno = EBADF,
-	.check_errno = EBADF,
-};
-
-FIXTURE_VARIANT_ADD(viommu_kvm_fd, eventfd)
-{
-	.kind = FD_EVENTFD,
-	.viommu_errno = EBADF,
-	.set_vm_errno = EBADF,
-	.check_errno = EBADF,
-};
-
-FIXTURE_VARIANT_ADD(viommu_kvm_fd, dev_kvm)
-{
-	.kind = FD_DEV_KVM,
-	.viommu_errno = EBADF,
-	.set_vm_errno = EBADF,
-	.check_errno = EBADF,
-};
-
-FIXTURE_VARIANT_ADD(viommu_kvm_fd, vcpu)
-{
-	.kind = FD_VCPU,
-	.viommu_errno = EBADF,
-	.set_vm_errno = EBADF,
-	.check_errno = EBADF,
-};
-
-FIXTURE_VARIANT_ADD(viommu_kvm_fd, kvm_device)
-{
-	.kind = FD_KVM_DEVICE,
-	.viommu_errno = EBADF,
-	.set_vm_errno = EBADF,
-	.check_errno = EBADF,
-};
-
-FIXTURE_VARIANT_ADD(viommu_kvm_fd, vm_stats)
-{
-	.kind = FD_VM_STATS,
-	.viommu_errno = EBADF,
-	.set_vm_errno = EBADF,
-	.check_errno = EBADF,
-};
-
-FIXTURE_VARIANT_ADD(viommu_kvm_fd, iommufd)
-{
-	.kind = FD_IOMMUFD,
-	.viommu_errno = EBADF,
-	.set_vm_errno = EBADF,
-	.check_errno = EBADF,
-};
+VARIANT_NOT_A_VM_FD(minus_two, FD_MINUS_TWO);
+VARIANT_NOT_A_VM_FD(closed, FD_CLOSED);
+VARIANT_NOT_A_VM_FD(eventfd, FD_EVENTFD);
+VARIANT_NOT_A_VM_FD(dev_kvm, FD_DEV_KVM);
+VARIANT_NOT_A_VM_FD(vcpu, FD_VCPU);
+VARIANT_NOT_A_VM_FD(kvm_device, FD_KVM_DEVICE);
+VARIANT_NOT_A_VM_FD(vm_stats, FD_VM_STATS);
+VARIANT_NOT_A_VM_FD(iommufd, FD_IOMMUFD);
 
 FIXTURE_SETUP(viommu_kvm_fd)
 {
-	self->fd = self->kvm_fd = self->vm_fd = self->other_fd = -1;
-	self->log.sock = -1;
-	viommu_kvm_prereq_or_skip(&self->kvm_fd, &self->fd, &self->log);
-
-	test_vm_create_watched(self->kvm_fd, &self->log, 0, &self->vm,
-			       &self->vm_fd);
-	test_ioctl_ioas_alloc(&self->ioas_id);
-	test_cmd_mock_domain(self->ioas_id, &self->stdev_id, NULL,
-			     &self->idev_id);
-	test_cmd_hwpt_alloc(self->idev_id, self->ioas_id,
-			    IOMMU_HWPT_ALLOC_NEST_PARENT, &self->parent_id);
+	self->other_fd = -1;
+	viommu_kvm_open_vm(self);
+	test_mock_nest_parent(&self->ioas_id, &self->stdev_id, NULL,
+			      &self->idev_id, &self->parent_id);
 
 	switch (variant->kind) {
 	case FD_VM:
@@ -765,11 +695,7 @@ FIXTURE_TEARDOWN(viommu_kvm_fd)
 	close_fd(&self->fd);
 	close_fd(&self->other_fd);
 	close_fd(&self->vm_fd);
-	close_fd(&self->kvm_fd);
-	if (self->log.sock >= 0) {
-		uevent_log_assert_balanced(&self->log);
-		uevent_log_close(&self->log);
-	}
+	viommu_kvm_fini(&self->kvm_fd, &self->log);
 }
 
 /*

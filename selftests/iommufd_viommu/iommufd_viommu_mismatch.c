@@ -52,11 +52,7 @@ FIXTURE_TEARDOWN(viommu_mix)
 	close_fd(&self->fd);
 	close_fd(&self->vm_a);
 	close_fd(&self->vm_b);
-	close_fd(&self->kvm_fd);
-	if (self->log.sock >= 0) {
-		uevent_log_assert_balanced(&self->log);
-		uevent_log_close(&self->log);
-	}
+	viommu_kvm_fini(&self->kvm_fd, &self->log);
 }
 
 /* vIOMMU of VM A on dev1 (which gets VM A first: the usual VMM order). */

@@ -421,11 +421,7 @@ static void __ctx_fini(struct __test_metadata *_metadata, struct order_ctx *c)
 
 	for (i = 0; i < NR_ACTS; i++)
 		close_fd(&c->fds[i]);
-	close_fd(&c->kvm_fd);
-	if (c->log.sock >= 0) {
-		uevent_log_assert_balanced(&c->log);
-		uevent_log_close(&c->log);
-	}
+	viommu_kvm_fini(&c->kvm_fd, &c->log);
 }
 #define ctx_fini(c) __ctx_fini(_metadata, c)
 
@@ -619,17 +615,58 @@ static int family_acts(unsigned int family, int *order)
 	return n;
 }
 
+/*
+ * Both families' fixtures: the checker's state, who holds the VM (the
+ * variant), and the prerequisites (each ordering makes its own objects).
+ */
+#define ORDER_FIXTURE(name)                                                  \
+	FIXTURE(name)                                                        \
+	{                                                                    \
+		struct order_ctx c;                                          \
+	};                                                                   \
+									     \
+	FIXTURE_VARIANT(name)                                                \
+	{                                                                    \
+		struct order_variant v;                                      \
+	};                                                                   \
+									     \
+	FIXTURE_SETUP(name)                                                  \
+	{                                                                    \
+		ctx_init(&self->c, &variant->v);                             \
+		viommu_kvm_prereq_or_skip(&self->c.kvm_fd, NULL,             \
+					  &self->c.log);                     \
+	}                                                                    \
+									     \
+	FIXTURE_TEARDOWN(name)                                               \
+	{                                                                    \
+		ctx_fini(&self->c);                                          \
+	}
+
+/*
+ * Is @order the first of its class under @prune? Then its key is added to
+ * @keys (@nkeys of @max): the ordering is to be run.
+ */
+static bool __order_class_new(struct __test_metadata *_metadata,
+			      const struct model *m0, const int *order, int n,
+			      enum prune prune, struct key *keys, size_t max,
+			      int *nkeys)
+{
+	struct key k;
+
+	classify(m0, order, n, prune, &k);
+	if (key_seen(keys, *nkeys, &k))
+		return false;
+	ASSERT_GT(max, *nkeys);
+	keys[(*nkeys)++] = k;
+	return true;
+}
+#define order_class_new(m0, order, n, prune, keys, nkeys)                   \
+	__order_class_new(_metadata, m0, order, n, prune, keys,             \
+			  ARRAY_SIZE(keys), nkeys)
+
 /* ------------------------------------------------ family 1: vm_handles */
 
-FIXTURE(viommu_order)
-{
-	struct order_ctx c;
-};
-
-FIXTURE_VARIANT(viommu_order)
-{
-	struct order_variant v;
-};
+ORDER_FIXTURE(viommu_order)
 
 /* The negative path: nothing in iommufd holds the VM. */
 FIXTURE_VARIANT_ADD(viommu_order, no_vm)
@@ -656,17 +693,6 @@ FIXTURE_VARIANT_ADD(viommu_order, device_vm)
 	       .prune = PRUNE_LAST_DROP },
 };
 
-FIXTURE_SETUP(viommu_order)
-{
-	ctx_init(&self->c, &variant->v);
-	viommu_kvm_prereq_or_skip(&self->c.kvm_fd, NULL, &self->c.log);
-}
-
-FIXTURE_TEARDOWN(viommu_order)
-{
-	ctx_fini(&self->c);
-}
-
 /*
  * Rule (DESIGN §2, the ownership table of docs/kernel-behaviour.md): in every
  * ordering of the closes and destroys that can drop a VM reference - VM fd, KVM
@@ -687,14 +713,10 @@ TEST_F_TIMEOUT(viommu_order, vm_handles, 120)
 
 	n = family_acts(FAMILY_VM_HANDLES, order);
 	do {
-		struct key k;
-
 		perms++;
-		classify(&m0, order, n, variant->v.prune, &k);
-		if (key_seen(keys, nkeys, &k))
+		if (!order_class_new(&m0, order, n, variant->v.prune, keys,
+				     &nkeys))
 			continue;
-		ASSERT_GT(ARRAY_SIZE(keys), nkeys);
-		keys[nkeys++] = k;
 
 		nfds = count_open_fds();
 		memset(&c->m, 0, sizeof(c->m));
@@ -711,15 +733,7 @@ TEST_F_TIMEOUT(viommu_order, vm_handles, 120)
 
 /* -------------------------------------------- family 2: iommufd_objects */
 
-FIXTURE(viommu_order_objects)
-{
-	struct order_ctx c;
-};
-
-FIXTURE_VARIANT(viommu_order_objects)
-{
-	struct order_variant v;
-};
+ORDER_FIXTURE(viommu_order_objects)
 
 /*
  * One variant: the dependencies do not involve the VM (a vIOMMU with or
@@ -731,17 +745,6 @@ FIXTURE_VARIANT_ADD(viommu_order_objects, kvm_flag)
 	.v = { .idev_vm = true, .viommu_flag = true,
 	       .prune = PRUNE_EFFECTIVE },
 };
-
-FIXTURE_SETUP(viommu_order_objects)
-{
-	ctx_init(&self->c, &variant->v);
-	viommu_kvm_prereq_or_skip(&self->c.kvm_fd, NULL, &self->c.log);
-}
-
-FIXTURE_TEARDOWN(viommu_order_objects)
-{
-	ctx_fini(&self->c);
-}
 
 /* End of a batch: the test's VM fds close, the VM must die, exactly once. */
 #define batch_end(c, nfds)                                                   \
@@ -774,14 +777,10 @@ TEST_F_TIMEOUT(viommu_order_objects, iommufd_objects, 120)
 
 	n = family_acts(FAMILY_OBJECTS, order);
 	do {
-		struct key k;
-
 		perms++;
-		classify(&m0, order, n, variant->v.prune, &k);
-		if (key_seen(keys, nkeys, &k))
+		if (!order_class_new(&m0, order, n, variant->v.prune, keys,
+				     &nkeys))
 			continue;
-		ASSERT_GT(ARRAY_SIZE(keys), nkeys);
-		keys[nkeys++] = k;
 
 		if (order[0] != first) {
 			/* A new batch: the previous VM dies with its fds. */

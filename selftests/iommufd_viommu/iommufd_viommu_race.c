@@ -45,11 +45,8 @@ FIXTURE_SETUP(viommu_race)
 	self->nr_placeholders = 0;
 	self->nfds = count_open_fds();
 	viommu_kvm_prereq_or_skip(&self->kvm_fd, &self->fd, &self->log);
-	test_ioctl_ioas_alloc(&self->ioas_id);
-	test_cmd_mock_domain(self->ioas_id, &self->stdev_id, NULL,
-			     &self->idev_id);
-	test_cmd_hwpt_alloc(self->idev_id, self->ioas_id,
-			    IOMMU_HWPT_ALLOC_NEST_PARENT, &self->parent_id);
+	test_mock_nest_parent(&self->ioas_id, &self->stdev_id, NULL,
+			      &self->idev_id, &self->parent_id);
 }
 
 FIXTURE_TEARDOWN(viommu_race)
@@ -59,11 +56,7 @@ FIXTURE_TEARDOWN(viommu_race)
 	close_fd(&self->fd);
 	for (i = 0; i < self->nr_placeholders; i++)
 		close_fd(&self->placeholders[i]);
-	close_fd(&self->kvm_fd);
-	if (self->log.sock >= 0) {
-		uevent_log_assert_balanced(&self->log);
-		uevent_log_close(&self->log);
-	}
+	viommu_kvm_fini(&self->kvm_fd, &self->log);
 }
 
 struct race {

@@ -12,11 +12,9 @@
  * drivers/iommu/iommufd/iommufd_test.h, found through -I in the Makefile.
  *
  * The series' uAPI (IOMMU_VIOMMU_ALLOC's kvm_vm_fd, the DEV_SET_VM/VM_CHECK
- * test ops) is mirrored here so that the suite builds against an unpatched
- * 7.3 tree too, where the new-feature tests then SKIP (or fail, for the few
- * that assert the feature is there: see README). When the tree has the new
- * definitions (the Makefile greps for them) the mirrors are checked against
- * them at compile time.
+ * test ops) is mirrored in viommu_uapi.h so that the suite builds against an
+ * unpatched 7.3 tree too, where the new-feature tests then SKIP (or fail, for
+ * the few that assert the feature is there: see README).
  */
 #ifndef __SELFTEST_IOMMUFD_VIOMMU_UTILS_H
 #define __SELFTEST_IOMMUFD_VIOMMU_UTILS_H
@@ -30,85 +28,7 @@
 
 #include "../vfio_kvm/vfio_kvm_utils.h"
 #include "iommufd_test.h"
-
-/* ------------------------------------------------- the series' uAPI */
-
-/* enum iommu_viommu_alloc_flags of the series */
-#define VIOMMU_ALLOC_KVM_VM_FD		(1U << 0)
-
-/*
- * struct iommu_viommu_alloc of the series: 48 bytes (7.3's was 40). Mirrored
- * here so that the suite builds against an unpatched tree too; checked
- * against the uAPI header below when the tree has it.
- */
-struct iommu_viommu_alloc_kvm {
-	__u32 size;
-	__u32 flags;
-	__u32 type;
-	__u32 dev_id;
-	__u32 hwpt_id;
-	__u32 out_viommu_id;
-	__u32 data_len;
-	__u32 __reserved;
-	__aligned_u64 data_uptr;
-	__s32 kvm_vm_fd;
-	__u32 __reserved2;
-};
-
-/* offsetofend(out_viommu_id): the smallest size the kernel accepts */
-#define VIOMMU_ALLOC_SIZE_MIN		24
-/* sizeof(struct iommu_viommu_alloc) in 7.3, before kvm_vm_fd */
-#define VIOMMU_ALLOC_SIZE_7_3		40
-#define VIOMMU_ALLOC_SIZE_KVM		sizeof(struct iommu_viommu_alloc_kvm)
-
-static_assert(VIOMMU_ALLOC_SIZE_KVM == 48, "struct iommu_viommu_alloc_kvm");
-static_assert(offsetof(struct iommu_viommu_alloc_kvm, kvm_vm_fd) ==
-	      VIOMMU_ALLOC_SIZE_7_3, "kvm_vm_fd follows the 7.3 struct");
-
-#ifdef HAVE_VIOMMU_KVM_VM_FD
-static_assert(sizeof(struct iommu_viommu_alloc) == VIOMMU_ALLOC_SIZE_KVM,
-	      "uAPI struct iommu_viommu_alloc differs from the mirror");
-static_assert(offsetof(struct iommu_viommu_alloc, kvm_vm_fd) ==
-	      offsetof(struct iommu_viommu_alloc_kvm, kvm_vm_fd),
-	      "uAPI kvm_vm_fd offset differs from the mirror");
-static_assert(offsetof(struct iommu_viommu_alloc, __reserved2) ==
-	      offsetof(struct iommu_viommu_alloc_kvm, __reserved2),
-	      "uAPI __reserved2 offset differs from the mirror");
-static_assert(IOMMU_VIOMMU_ALLOC_KVM_VM_FD == VIOMMU_ALLOC_KVM_VM_FD,
-	      "uAPI IOMMU_VIOMMU_ALLOC_KVM_VM_FD differs from the mirror");
-#endif
-
-/* The mock's test ops of the series, appended after DMABUF_REVOKE */
-#define TEST_OP_DEV_SET_VM		(IOMMU_TEST_OP_DMABUF_REVOKE + 1)
-#define TEST_OP_VM_CHECK		(IOMMU_TEST_OP_DMABUF_REVOKE + 2)
-#define TEST_VM_NONE			0
-#define TEST_VM_SAME			1
-#define TEST_VM_OTHER			2
-
-/* dev_set_vm / vm_check: the first members of iommu_test_cmd's union */
-struct iommu_test_vm_args {
-	__s32 vm_fd;
-	__u32 out_vm;
-};
-#define TEST_CMD_UNION_OFFSET	offsetof(struct iommu_test_cmd, mock_domain)
-
-#ifdef HAVE_IOMMU_TEST_OP_VM_CHECK
-static_assert(IOMMU_TEST_OP_DEV_SET_VM == TEST_OP_DEV_SET_VM, "DEV_SET_VM");
-static_assert(IOMMU_TEST_OP_VM_CHECK == TEST_OP_VM_CHECK, "VM_CHECK");
-static_assert(MOCK_VM_NONE == TEST_VM_NONE && MOCK_VM_SAME == TEST_VM_SAME &&
-	      MOCK_VM_OTHER == TEST_VM_OTHER, "MOCK_VM_*");
-static_assert(offsetof(struct iommu_test_cmd, dev_set_vm.vm_fd) ==
-	      TEST_CMD_UNION_OFFSET, "dev_set_vm.vm_fd");
-static_assert(offsetof(struct iommu_test_cmd, vm_check.vm_fd) ==
-	      TEST_CMD_UNION_OFFSET, "vm_check.vm_fd");
-static_assert(offsetof(struct iommu_test_cmd, vm_check.out_vm) ==
-	      TEST_CMD_UNION_OFFSET + 4, "vm_check.out_vm");
-#endif
-
-static inline struct iommu_test_vm_args *test_cmd_vm_args(struct iommu_test_cmd *cmd)
-{
-	return (struct iommu_test_vm_args *)((char *)cmd + TEST_CMD_UNION_OFFSET);
-}
+#include "viommu_uapi.h"
 
 static inline const char *vm_state_str(__u32 state)
 {
@@ -274,6 +194,43 @@ out:
 		}                                                            \
 	})
 
+/*
+ * In FIXTURE_TEARDOWN, once every other fd of the test's VMs is closed:
+ * close @kvm_fd, then the reference check (if @log was opened): each VM the
+ * test created has been destroyed, exactly once.
+ */
+#define viommu_kvm_fini(kvm_fd, log)                                     \
+	({                                                                   \
+		close_fd(kvm_fd);                                            \
+		if ((log)->sock >= 0) {                                      \
+			uevent_log_assert_balanced(log);                     \
+			uevent_log_close(log);                               \
+		}                                                            \
+	})
+
+/* In FIXTURE_SETUP: open /dev/iommu as @fd, SKIP without it. */
+#define iommufd_open_or_skip(fd)                                             \
+	({                                                                   \
+		(fd) = iommufd_open();                                       \
+		if ((fd) < 0)                                                \
+			SKIP(return, "cannot open %s: %s (CONFIG_IOMMUFD)",  \
+			     IOMMUFD_PATH, strerror(errno));                 \
+	})
+
+/* The same, and SKIP without the mock, fail on a broken probe. */
+#define iommufd_mock_open_or_skip(fd)                                        \
+	({                                                                   \
+		int __ret;                                                   \
+									     \
+		iommufd_open_or_skip(fd);                                    \
+		__ret = iommufd_test_available(fd);                          \
+		ASSERT_LE(0, __ret)                                          \
+			TH_LOG("IOMMU_TEST_CMD probe: %s", strerror(errno)); \
+		if (!__ret)                                                  \
+			SKIP(return,                                         \
+			     "CONFIG_IOMMUFD_TEST is off: no iommufd mock"); \
+	})
+
 /* ---------------------------------------------------------- IOAS, destroy */
 
 #define test_ioctl_ioas_alloc(id) test_ioas_alloc(self->fd, id)
@@ -398,16 +355,23 @@ static inline int _test_cmd_pasid_detach(int fd, __u32 stdev_id, __u32 pasid)
 
 /* ------------------------------------------------------------------ HWPT */
 
-/* A paging HWPT (IOMMU_HWPT_DATA_NONE) on @pt_id for @dev_id. */
-static inline int _test_cmd_hwpt_alloc(int fd, __u32 dev_id, __u32 pt_id,
-				       __u32 flags, __u32 *hwpt_id)
+/*
+ * IOMMU_HWPT_ALLOC on @pt_id for @dev_id, with @data_len bytes of
+ * @data_type data at @data (as upstream's _test_cmd_hwpt_alloc()).
+ */
+static inline int __test_cmd_hwpt_alloc(int fd, __u32 dev_id, __u32 pt_id,
+					__u32 flags, __u32 data_type,
+					void *data, __u32 data_len,
+					__u32 *hwpt_id)
 {
 	struct iommu_hwpt_alloc cmd = {
 		.size = sizeof(cmd),
 		.flags = flags,
 		.dev_id = dev_id,
 		.pt_id = pt_id,
-		.data_type = IOMMU_HWPT_DATA_NONE,
+		.data_type = data_type,
+		.data_len = data_len,
+		.data_uptr = (uintptr_t)data,
 	};
 	int ret;
 
@@ -417,6 +381,14 @@ static inline int _test_cmd_hwpt_alloc(int fd, __u32 dev_id, __u32 pt_id,
 	if (hwpt_id)
 		*hwpt_id = cmd.out_hwpt_id;
 	return 0;
+}
+
+/* A paging HWPT (IOMMU_HWPT_DATA_NONE) on @pt_id for @dev_id. */
+static inline int _test_cmd_hwpt_alloc(int fd, __u32 dev_id, __u32 pt_id,
+				       __u32 flags, __u32 *hwpt_id)
+{
+	return __test_cmd_hwpt_alloc(fd, dev_id, pt_id, flags,
+				     IOMMU_HWPT_DATA_NONE, NULL, 0, hwpt_id);
 }
 #define test_cmd_hwpt_alloc(dev_id, pt_id, flags, hwpt_id)                   \
 	ASSERT_EQ(0, _test_cmd_hwpt_alloc(self->fd, dev_id, pt_id, flags,    \
@@ -436,23 +408,10 @@ static inline int _test_cmd_hwpt_alloc_nested(int fd, __u32 dev_id,
 					      __u32 *hwpt_id)
 {
 	struct iommu_hwpt_selftest data = { .iotlb = IOMMU_TEST_IOTLB_DEFAULT };
-	struct iommu_hwpt_alloc cmd = {
-		.size = sizeof(cmd),
-		.flags = flags,
-		.dev_id = dev_id,
-		.pt_id = viommu_id,
-		.data_type = IOMMU_HWPT_DATA_SELFTEST,
-		.data_len = sizeof(data),
-		.data_uptr = (uintptr_t)&data,
-	};
-	int ret;
 
-	ret = ioctl(fd, IOMMU_HWPT_ALLOC, &cmd);
-	if (ret)
-		return ret;
-	if (hwpt_id)
-		*hwpt_id = cmd.out_hwpt_id;
-	return 0;
+	return __test_cmd_hwpt_alloc(fd, dev_id, viommu_id, flags,
+				     IOMMU_HWPT_DATA_SELFTEST, &data,
+				     sizeof(data), hwpt_id);
 }
 #define test_cmd_hwpt_alloc_nested(dev_id, viommu_id, flags, hwpt_id)         \
 	ASSERT_EQ(0, _test_cmd_hwpt_alloc_nested(self->fd, dev_id, viommu_id, \
@@ -464,81 +423,20 @@ static inline int _test_cmd_hwpt_alloc_nested(int fd, __u32 dev_id,
 	EXPECT_ERRNO(_errno, _test_cmd_hwpt_alloc_nested(self->fd, dev_id,    \
 							 viommu_id, flags, NULL))
 
+/*
+ * On self->fd: an IOAS, a mock device attached to it (@hwpt_id, its
+ * automatic domain, may be NULL) and a nest-parent HWPT on the IOAS for
+ * vIOMMUs.
+ */
+#define test_mock_nest_parent(ioas_id, stdev_id, hwpt_id, idev_id, parent_id) \
+	({                                                                    \
+		test_ioctl_ioas_alloc(ioas_id);                               \
+		test_cmd_mock_domain(*(ioas_id), stdev_id, hwpt_id, idev_id); \
+		test_cmd_hwpt_alloc(*(idev_id), *(ioas_id),                   \
+				    IOMMU_HWPT_ALLOC_NEST_PARENT, parent_id); \
+	})
+
 /* ---------------------------------------------------------------- vIOMMU */
-
-/*
- * IOMMU_VIOMMU_ALLOC as in the 7.3 uAPI (no driver data, 7.3's fields only),
- * so these keep working unchanged on either kernel.
- */
-static inline int _test_cmd_viommu_alloc(int fd, __u32 dev_id, __u32 hwpt_id,
-					 __u32 flags, __u32 type,
-					 __u32 *viommu_id)
-{
-	struct iommu_viommu_alloc cmd = {
-		.size = sizeof(cmd),
-		.flags = flags,
-		.type = type,
-		.dev_id = dev_id,
-		.hwpt_id = hwpt_id,
-	};
-	int ret;
-
-	ret = ioctl(fd, IOMMU_VIOMMU_ALLOC, &cmd);
-	if (ret)
-		return ret;
-	if (viommu_id)
-		*viommu_id = cmd.out_viommu_id;
-	return 0;
-}
-#define test_cmd_viommu_alloc(dev_id, hwpt_id, type, viommu_id)              \
-	ASSERT_EQ(0, _test_cmd_viommu_alloc(self->fd, dev_id, hwpt_id, 0,    \
-					    type, viommu_id))                \
-		TH_LOG("IOMMU_VIOMMU_ALLOC: %s", strerror(errno))
-#define test_err_viommu_alloc(_errno, dev_id, hwpt_id, flags, type)          \
-	EXPECT_ERRNO(_errno, _test_cmd_viommu_alloc(self->fd, dev_id,        \
-						    hwpt_id, flags, type, NULL))
-
-/*
- * IOMMU_VIOMMU_ALLOC of the series, SELFTEST type: @flags (normally 0 or
- * VIOMMU_ALLOC_KVM_VM_FD) and @kvm_vm_fd as given, everything else zero.
- */
-static inline int _test_cmd_viommu_alloc_vm(int fd, __u32 dev_id,
-					    __u32 hwpt_id, __u32 flags,
-					    int kvm_vm_fd, __u32 *viommu_id)
-{
-	struct iommu_viommu_alloc_kvm cmd = {
-		.size = sizeof(cmd),
-		.flags = flags,
-		.type = IOMMU_VIOMMU_TYPE_SELFTEST,
-		.dev_id = dev_id,
-		.hwpt_id = hwpt_id,
-		.kvm_vm_fd = kvm_vm_fd,
-	};
-	int ret;
-
-	ret = ioctl(fd, IOMMU_VIOMMU_ALLOC, &cmd);
-	if (ret)
-		return ret;
-	if (viommu_id)
-		*viommu_id = cmd.out_viommu_id;
-	return 0;
-}
-#define test_cmd_viommu_alloc_vm(dev_id, hwpt_id, flags, kvm_vm_fd, viommu_id) \
-	ASSERT_EQ(0, _test_cmd_viommu_alloc_vm(self->fd, dev_id, hwpt_id,       \
-					       flags, kvm_vm_fd, viommu_id))    \
-		TH_LOG("IOMMU_VIOMMU_ALLOC(flags %#x, kvm_vm_fd %d): %s",       \
-		       (unsigned int)(flags), (int)(kvm_vm_fd), strerror(errno))
-#define test_err_viommu_alloc_vm(_errno, dev_id, hwpt_id, flags, kvm_vm_fd)    \
-	EXPECT_ERRNO(_errno, _test_cmd_viommu_alloc_vm(self->fd, dev_id,        \
-						       hwpt_id, flags,          \
-						       kvm_vm_fd, NULL))
-/* The usual case: the KVM flag and a VM fd. */
-#define test_cmd_viommu_alloc_kvm(dev_id, hwpt_id, kvm_vm_fd, viommu_id)     \
-	test_cmd_viommu_alloc_vm(dev_id, hwpt_id, VIOMMU_ALLOC_KVM_VM_FD,    \
-				 kvm_vm_fd, viommu_id)
-#define test_err_viommu_alloc_kvm(_errno, dev_id, hwpt_id, kvm_vm_fd)       \
-	test_err_viommu_alloc_vm(_errno, dev_id, hwpt_id,                   \
-				 VIOMMU_ALLOC_KVM_VM_FD, kvm_vm_fd)
 
 /*
  * IOMMU_VIOMMU_ALLOC with @cmd at the start of a @len-byte buffer whose
@@ -565,6 +463,70 @@ static inline int _test_cmd_viommu_alloc_sized(int fd,
 		*viommu_id = ((struct iommu_viommu_alloc_kvm *)buf)->out_viommu_id;
 	return ret;
 }
+
+/*
+ * IOMMU_VIOMMU_ALLOC as in the 7.3 uAPI (no driver data, 7.3's fields only,
+ * at the size of the tree's struct iommu_viommu_alloc), so these keep
+ * working unchanged on either kernel.
+ */
+static inline int _test_cmd_viommu_alloc(int fd, __u32 dev_id, __u32 hwpt_id,
+					 __u32 flags, __u32 type,
+					 __u32 *viommu_id)
+{
+	struct iommu_viommu_alloc_kvm cmd = {
+		.flags = flags,
+		.type = type,
+		.dev_id = dev_id,
+		.hwpt_id = hwpt_id,
+	};
+
+	return _test_cmd_viommu_alloc_sized(fd, &cmd,
+					    sizeof(struct iommu_viommu_alloc),
+					    0, viommu_id);
+}
+#define test_cmd_viommu_alloc(dev_id, hwpt_id, type, viommu_id)              \
+	ASSERT_EQ(0, _test_cmd_viommu_alloc(self->fd, dev_id, hwpt_id, 0,    \
+					    type, viommu_id))                \
+		TH_LOG("IOMMU_VIOMMU_ALLOC: %s", strerror(errno))
+#define test_err_viommu_alloc(_errno, dev_id, hwpt_id, flags, type)          \
+	EXPECT_ERRNO(_errno, _test_cmd_viommu_alloc(self->fd, dev_id,        \
+						    hwpt_id, flags, type, NULL))
+
+/*
+ * IOMMU_VIOMMU_ALLOC of the series, SELFTEST type: @flags (normally 0 or
+ * VIOMMU_ALLOC_KVM_VM_FD) and @kvm_vm_fd as given, everything else zero.
+ */
+static inline int _test_cmd_viommu_alloc_vm(int fd, __u32 dev_id,
+					    __u32 hwpt_id, __u32 flags,
+					    int kvm_vm_fd, __u32 *viommu_id)
+{
+	struct iommu_viommu_alloc_kvm cmd = {
+		.flags = flags,
+		.type = IOMMU_VIOMMU_TYPE_SELFTEST,
+		.dev_id = dev_id,
+		.hwpt_id = hwpt_id,
+		.kvm_vm_fd = kvm_vm_fd,
+	};
+
+	return _test_cmd_viommu_alloc_sized(fd, &cmd, sizeof(cmd), 0,
+					    viommu_id);
+}
+#define test_cmd_viommu_alloc_vm(dev_id, hwpt_id, flags, kvm_vm_fd, viommu_id) \
+	ASSERT_EQ(0, _test_cmd_viommu_alloc_vm(self->fd, dev_id, hwpt_id,       \
+					       flags, kvm_vm_fd, viommu_id))    \
+		TH_LOG("IOMMU_VIOMMU_ALLOC(flags %#x, kvm_vm_fd %d): %s",       \
+		       (unsigned int)(flags), (int)(kvm_vm_fd), strerror(errno))
+#define test_err_viommu_alloc_vm(_errno, dev_id, hwpt_id, flags, kvm_vm_fd)    \
+	EXPECT_ERRNO(_errno, _test_cmd_viommu_alloc_vm(self->fd, dev_id,        \
+						       hwpt_id, flags,          \
+						       kvm_vm_fd, NULL))
+/* The usual case: the KVM flag and a VM fd. */
+#define test_cmd_viommu_alloc_kvm(dev_id, hwpt_id, kvm_vm_fd, viommu_id)     \
+	test_cmd_viommu_alloc_vm(dev_id, hwpt_id, VIOMMU_ALLOC_KVM_VM_FD,    \
+				 kvm_vm_fd, viommu_id)
+#define test_err_viommu_alloc_kvm(_errno, dev_id, hwpt_id, kvm_vm_fd)       \
+	test_err_viommu_alloc_vm(_errno, dev_id, hwpt_id,                   \
+				 VIOMMU_ALLOC_KVM_VM_FD, kvm_vm_fd)
 
 /* --------------------------------------------------------------- vDEVICE */
 

@@ -88,11 +88,7 @@ FIXTURE_TEARDOWN(viommu_vfio)
 	close_fd(&self->kvm_vfio_b);
 	close_fd(&self->vm_a);
 	close_fd(&self->vm_b);
-	close_fd(&self->kvm_fd);
-	if (self->log.sock >= 0) {
-		uevent_log_assert_balanced(&self->log);
-		uevent_log_close(&self->log);
-	}
+	viommu_kvm_fini(&self->kvm_fd, &self->log);
 }
 
 #define bind_device()                                                        \

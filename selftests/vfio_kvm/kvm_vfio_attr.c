@@ -51,13 +51,8 @@ FIXTURE_SETUP(kvm_vfio_dev)
 	ASSERT_LE(0, ret) TH_LOG("%s", why);
 	if (!ret)
 		SKIP(return, "%s", why);
-	ret = uevent_log_open(&self->log);
-	if (ret) {
-		vk_path_fini(&self->p);
-		SKIP(return, "NETLINK_KOBJECT_UEVENT socket: %s", strerror(-ret));
-	}
-	self->base_fds = count_open_fds();
-	ASSERT_LT(0, self->base_fds);
+	vk_log_setup(&self->p, &self->log);
+	vk_base_fds_setup(&self->base_fds);
 	vk_create_vm(&self->p, &self->h, &self->log, 0, &self->w);
 }
 
@@ -77,35 +72,15 @@ FIXTURE(kvm_vfio_file)
 	int base_fds;
 };
 
-FIXTURE_VARIANT(kvm_vfio_file)
-{
-	bool cdev;
-};
-
-FIXTURE_VARIANT_ADD(kvm_vfio_file, group)
-{
-	.cdev = false,
-};
-
-FIXTURE_VARIANT_ADD(kvm_vfio_file, cdev)
-{
-	.cdev = true,
-};
+VK_CDEV_VARIANTS(kvm_vfio_file);
 
 FIXTURE_SETUP(kvm_vfio_file)
 {
-	int ret;
-
 	vk_handles_init(&self->h);
 	self->log.sock = -1;
 	vk_path_setup(&self->p, VK_MTTY, variant->cdev);
-	ret = uevent_log_open(&self->log);
-	if (ret) {
-		vk_path_fini(&self->p);
-		SKIP(return, "NETLINK_KOBJECT_UEVENT socket: %s", strerror(-ret));
-	}
-	self->base_fds = count_open_fds();
-	ASSERT_LT(0, self->base_fds);
+	vk_log_setup(&self->p, &self->log);
+	vk_base_fds_setup(&self->base_fds);
 	vk_create_vm(&self->p, &self->h, &self->log, 0, &self->w);
 	vk_open_file(&self->p, &self->h);
 }

@@ -198,9 +198,7 @@ FIXTURE_SETUP(mtty_group)
 		     strerror(errno));
 
 	/* The group node exists, so opening it must work. */
-	self->group_fd = open(self->dev.group, O_RDWR | O_CLOEXEC);
-	ASSERT_LE(0, self->group_fd)
-		TH_LOG("open %s: %s", self->dev.group, strerror(errno));
+	test_open_rdwr(self->dev.group, &self->group_fd);
 }
 
 FIXTURE_TEARDOWN(mtty_group)
@@ -249,16 +247,27 @@ TEST_F(mtty_group, get_device_fd)
 				      &self->device_fd);
 }
 
+/*
+ * A VM of the fixture's own with its KVM VFIO device (SKIP without
+ * /dev/kvm), then FILE_ADD and FILE_DEL of @vfio_fd.
+ */
+#define test_kvm_vfio_file_add_del(self, vfio_fd)                              \
+	({                                                                     \
+		(self)->kvm_fd = kvm_open();                                   \
+		if ((self)->kvm_fd < 0)                                        \
+			SKIP(return, "cannot open %s: %s", KVM_DEV_PATH,       \
+			     strerror(errno));                                 \
+		test_kvm_create_vm((self)->kvm_fd, &(self)->vm_fd);            \
+		test_kvm_create_vfio_device((self)->vm_fd,                     \
+					    &(self)->kvm_vfio_fd);             \
+		test_kvm_vfio_file_add((self)->kvm_vfio_fd, vfio_fd);          \
+		test_kvm_vfio_file_del((self)->kvm_vfio_fd, vfio_fd);          \
+	})
+
 /* Rule: the KVM VFIO device accepts the group file (FILE_ADD, FILE_DEL). */
 TEST_F(mtty_group, kvm_vfio_file_add_del)
 {
-	self->kvm_fd = kvm_open();
-	if (self->kvm_fd < 0)
-		SKIP(return, "cannot open %s: %s", KVM_DEV_PATH, strerror(errno));
-	test_kvm_create_vm(self->kvm_fd, &self->vm_fd);
-	test_kvm_create_vfio_device(self->vm_fd, &self->kvm_vfio_fd);
-	test_kvm_vfio_file_add(self->kvm_vfio_fd, self->group_fd);
-	test_kvm_vfio_file_del(self->kvm_vfio_fd, self->group_fd);
+	test_kvm_vfio_file_add_del(self, self->group_fd);
 }
 
 /* ------------------------------------------------- device cdev + iommufd */
@@ -353,13 +362,7 @@ TEST_F(vfio_cdev, attach_ioas)
 /* Rule: the KVM VFIO device accepts a device cdev file (FILE_ADD, FILE_DEL). */
 TEST_F(vfio_cdev, kvm_vfio_file_add_del)
 {
-	self->kvm_fd = kvm_open();
-	if (self->kvm_fd < 0)
-		SKIP(return, "cannot open %s: %s", KVM_DEV_PATH, strerror(errno));
-	test_kvm_create_vm(self->kvm_fd, &self->vm_fd);
-	test_kvm_create_vfio_device(self->vm_fd, &self->kvm_vfio_fd);
-	test_kvm_vfio_file_add(self->kvm_vfio_fd, self->device_fd);
-	test_kvm_vfio_file_del(self->kvm_vfio_fd, self->device_fd);
+	test_kvm_vfio_file_add_del(self, self->device_fd);
 }
 
 /* -------------------------------------------------------------- iommufd */

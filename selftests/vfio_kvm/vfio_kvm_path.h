@@ -217,6 +217,59 @@ static inline void vk_path_fini(struct vk_path *p)
 	close_fd(&p->kvm_fd);
 }
 
+/*
+ * In a FIXTURE_SETUP, once @p is set up: the uevent log, bound before the
+ * test's first VM; SKIP without it (releasing @p: no teardown after a SKIP).
+ */
+#define vk_log_setup(p, log)                                                   \
+	({                                                                     \
+		int __ret = uevent_log_open(log);                              \
+		if (__ret) {                                                   \
+			vk_path_fini(p);                                       \
+			SKIP(return, "NETLINK_KOBJECT_UEVENT socket: %s",      \
+			     strerror(-__ret));                                \
+		}                                                              \
+	})
+
+/* In a FIXTURE_SETUP: the fd count every test must get back to. */
+#define vk_base_fds_setup(base_fds)                                            \
+	({                                                                     \
+		*(base_fds) = count_open_fds();                                \
+		ASSERT_LT(0, *(base_fds));                                     \
+	})
+
+/*
+ * Fixture variants. VK_PATH_VARIANTS: every path, i.e. the group path with
+ * mtty and mkvm, the cdev path with mtty, mkvm and the vfio-pci device.
+ * VK_CDEV_VARIANTS: the group and the cdev path of one kind of device.
+ */
+#define VK_PATH_VARIANT(fixture, name, _kind, _cdev)                           \
+	FIXTURE_VARIANT_ADD(fixture, name)                                     \
+	{                                                                      \
+		.kind = _kind,                                                 \
+		.cdev = _cdev,                                                 \
+	}
+
+#define VK_PATH_VARIANTS(fixture)                                              \
+	FIXTURE_VARIANT(fixture)                                               \
+	{                                                                      \
+		enum vk_dev_kind kind;                                         \
+		bool cdev;                                                     \
+	};                                                                     \
+	VK_PATH_VARIANT(fixture, group_mtty, VK_MTTY, false);                  \
+	VK_PATH_VARIANT(fixture, cdev_mtty, VK_MTTY, true);                    \
+	VK_PATH_VARIANT(fixture, cdev_pci, VK_PCI, true);                      \
+	VK_PATH_VARIANT(fixture, group_mkvm, VK_MKVM, false);                  \
+	VK_PATH_VARIANT(fixture, cdev_mkvm, VK_MKVM, true)
+
+#define VK_CDEV_VARIANTS(fixture)                                              \
+	FIXTURE_VARIANT(fixture)                                               \
+	{                                                                      \
+		bool cdev;                                                     \
+	};                                                                     \
+	FIXTURE_VARIANT_ADD(fixture, group) { .cdev = false };                 \
+	FIXTURE_VARIANT_ADD(fixture, cdev) { .cdev = true }
+
 /* VM fd and KVM VFIO device fd; the VM is watched in @slot of @log. */
 #define vk_create_vm(p, h, log, slot, w)                                       \
 	({                                                                     \
@@ -232,27 +285,11 @@ static inline void vk_path_fini(struct vk_path *p)
  */
 #define vk_open_file(p, h)                                                     \
 	({                                                                     \
-		if ((p)->cdev) {                                               \
-			(h)->fd[VK_IOMMU] = iommufd_open();                    \
-			ASSERT_LE(0, (h)->fd[VK_IOMMU])                        \
-				TH_LOG("open %s: %s", IOMMUFD_PATH,            \
-				       strerror(errno));                       \
-			(h)->fd[VK_FILE] = open((p)->dev.cdev,                 \
-						O_RDWR | O_CLOEXEC);           \
-			ASSERT_LE(0, (h)->fd[VK_FILE])                         \
-				TH_LOG("open %s: %s", (p)->dev.cdev,           \
-				       strerror(errno));                       \
-		} else {                                                       \
-			(h)->fd[VK_IOMMU] = open(VFIO_CONTAINER_PATH,          \
-						 O_RDWR | O_CLOEXEC);          \
-			ASSERT_LE(0, (h)->fd[VK_IOMMU])                        \
-				TH_LOG("open %s: %s", VFIO_CONTAINER_PATH,     \
-				       strerror(errno));                       \
-			(h)->fd[VK_FILE] = open((p)->dev.group,                \
-						O_RDWR | O_CLOEXEC);           \
-			ASSERT_LE(0, (h)->fd[VK_FILE])                         \
-				TH_LOG("open %s: %s", (p)->dev.group,          \
-				       strerror(errno));                       \
+		test_open_rdwr((p)->cdev ? IOMMUFD_PATH : VFIO_CONTAINER_PATH, \
+			       &(h)->fd[VK_IOMMU]);                            \
+		test_open_rdwr((p)->cdev ? (p)->dev.cdev : (p)->dev.group,     \
+			       &(h)->fd[VK_FILE]);                             \
+		if (!(p)->cdev) {                                              \
 			test_vfio_group_set_container((h)->fd[VK_FILE],        \
 						      (h)->fd[VK_IOMMU]);      \
 			test_vfio_set_iommu((h)->fd[VK_IOMMU],                 \

@@ -113,6 +113,15 @@ static inline void close_fd(int *fd)
 	*fd = -1;
 }
 
+/* Open @path read-write into *@fd; the test fails if it does not open. */
+#define test_open_rdwr(path, fd)                                               \
+	({                                                                     \
+		const char *__path = (path);                                   \
+		*(fd) = open(__path, O_RDWR | O_CLOEXEC);                      \
+		ASSERT_LE(0, *(fd))                                            \
+			TH_LOG("open %s: %s", __path, strerror(errno));        \
+	})
+
 static inline long long now_ms(void)
 {
 	struct timespec ts;
@@ -391,19 +400,18 @@ static inline bool uevent_match(const char *stats_path, const char *want, bool p
 }
 
 /*
- * Read every queued uevent and count KVM create/destroy events whose
- * STATS_PATH equals @want (starts with @want if @prefix). Returns 0, or
- * -ENOBUFS if the socket overflowed: events were lost and counts are void.
+ * Receive the next queued KVM uevent into @buf: 1 with @event and @path
+ * (its EVENT= and STATS_PATH= values) pointing into @buf, 0 once the queue
+ * is empty, -errno on error (-ENOBUFS: the socket overflowed, events were
+ * lost). Messages not from the kernel or not from the kvm device are skipped.
  */
-static inline int kvm_uevents_read(int sock, const char *want, bool prefix,
-			    struct kvm_uevents *ev)
+static inline int kvm_uevent_recv(int sock, char *buf, size_t size,
+				  const char **event, const char **path)
 {
-	char buf[8192];
-
 	for (;;) {
-		const char *event = NULL, *path = NULL, *devpath = NULL;
+		const char *devpath = NULL;
 		struct sockaddr_nl src = {};
-		struct iovec iov = { buf, sizeof(buf) - 1 };
+		struct iovec iov = { buf, size - 1 };
 		struct msghdr msg = {
 			.msg_name = &src,
 			.msg_namelen = sizeof(src),
@@ -413,6 +421,7 @@ static inline int kvm_uevents_read(int sock, const char *want, bool prefix,
 		ssize_t len;
 		char *p;
 
+		*event = *path = NULL;
 		len = recvmsg(sock, &msg, MSG_DONTWAIT);
 		if (len < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -427,21 +436,55 @@ static inline int kvm_uevents_read(int sock, const char *want, bool prefix,
 		/* "change@<devpath>\0KEY=value\0...": skip the header. */
 		for (p = buf + strlen(buf) + 1; p < buf + len; p += strlen(p) + 1) {
 			if (!strncmp(p, "EVENT=", 6))
-				event = p + 6;
+				*event = p + 6;
 			else if (!strncmp(p, "STATS_PATH=", 11))
-				path = p + 11;
+				*path = p + 11;
 			else if (!strncmp(p, "DEVPATH=", 8))
 				devpath = p + 8;
 		}
-		if (!event || !path || !devpath ||
-		    strcmp(devpath, KVM_UEVENT_DEVPATH) ||
-		    !uevent_match(path, want, prefix))
+		if (*event && *path && devpath &&
+		    !strcmp(devpath, KVM_UEVENT_DEVPATH))
+			return 1;
+	}
+}
+
+/*
+ * Wait up to @deadline (now_ms()) for @sock to have something to read;
+ * false if the deadline has passed.
+ */
+static inline bool uevent_sock_wait(int sock, long long deadline)
+{
+	struct pollfd pfd = { .fd = sock, .events = POLLIN };
+	long long left = deadline - now_ms();
+
+	if (left <= 0)
+		return false;
+	poll(&pfd, 1, left);
+	return true;
+}
+
+/*
+ * Read every queued uevent and count KVM create/destroy events whose
+ * STATS_PATH equals @want (starts with @want if @prefix). Returns 0, or
+ * -ENOBUFS if the socket overflowed: events were lost and counts are void.
+ */
+static inline int kvm_uevents_read(int sock, const char *want, bool prefix,
+			    struct kvm_uevents *ev)
+{
+	const char *event, *path;
+	char buf[8192];
+	int ret;
+
+	while ((ret = kvm_uevent_recv(sock, buf, sizeof(buf), &event,
+				      &path)) > 0) {
+		if (!uevent_match(path, want, prefix))
 			continue;
 		if (!strcmp(event, "create"))
 			ev->created++;
 		else if (!strcmp(event, "destroy"))
 			ev->destroyed++;
 	}
+	return ret;
 }
 
 /*
@@ -457,20 +500,14 @@ static inline int kvm_uevents_wait(int sock, const char *want, bool prefix,
 	long long deadline = now_ms() + timeout_ms;
 	int ret;
 
-	for (;;) {
-		struct pollfd pfd = { .fd = sock, .events = POLLIN };
-		long long left;
-
+	do {
 		ret = kvm_uevents_read(sock, want, prefix, ev);
 		if (ret)
 			return ret;
 		if (ev->created >= created && ev->destroyed >= destroyed)
 			return 0;
-		left = deadline - now_ms();
-		if (left <= 0)
-			return 0;
-		poll(&pfd, 1, left);
-	}
+	} while (uevent_sock_wait(sock, deadline));
+	return 0;
 }
 
 /* ---------------------------------------------------- VFIO discovery */
@@ -890,45 +927,15 @@ static inline void uevent_log_unwatch(struct uevent_log *log, int slot)
  */
 static inline int uevent_log_pump(struct uevent_log *log)
 {
+	const char *event, *path;
 	char buf[8192];
+	int ret, i;
 
-	for (;;) {
-		const char *event = NULL, *path = NULL, *devpath = NULL;
-		struct sockaddr_nl src = {};
-		struct iovec iov = { buf, sizeof(buf) - 1 };
-		struct msghdr msg = {
-			.msg_name = &src,
-			.msg_namelen = sizeof(src),
-			.msg_iov = &iov,
-			.msg_iovlen = 1,
-		};
-		ssize_t len;
+	while ((ret = kvm_uevent_recv(log->sock, buf, sizeof(buf), &event,
+				      &path)) > 0) {
 		bool create;
-		char *p;
-		int i;
 
-		len = recvmsg(log->sock, &msg, MSG_DONTWAIT);
-		if (len < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 0;
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (src.nl_pid != 0)
-			continue;
-		buf[len] = 0;
-		for (p = buf + strlen(buf) + 1; p < buf + len; p += strlen(p) + 1) {
-			if (!strncmp(p, "EVENT=", 6))
-				event = p + 6;
-			else if (!strncmp(p, "STATS_PATH=", 11))
-				path = p + 11;
-			else if (!strncmp(p, "DEVPATH=", 8))
-				devpath = p + 8;
-		}
-		if (!event || !path || !devpath ||
-		    strcmp(devpath, KVM_UEVENT_DEVPATH) ||
-		    strncmp(path, log->prefix, strlen(log->prefix)))
+		if (!uevent_match(path, log->prefix, true))
 			continue;
 		if (!strcmp(event, "create"))
 			create = true;
@@ -951,6 +958,7 @@ static inline int uevent_log_pump(struct uevent_log *log)
 				w->ev.destroyed++;
 		}
 	}
+	return ret;
 }
 
 /*
@@ -964,18 +972,12 @@ static inline int uevent_log_wait(struct uevent_log *log,
 	long long deadline = now_ms() + timeout_ms;
 	int ret;
 
-	for (;;) {
-		struct pollfd pfd = { .fd = log->sock, .events = POLLIN };
-		long long left;
-
+	do {
 		ret = uevent_log_pump(log);
 		if (ret || cond(log, arg))
 			return ret;
-		left = deadline - now_ms();
-		if (left <= 0)
-			return 0;
-		poll(&pfd, 1, left);
-	}
+	} while (uevent_sock_wait(log->sock, deadline));
+	return 0;
 }
 
 static inline bool __vm_watch_destroyed(const struct uevent_log *log,

@@ -26,57 +26,16 @@ FIXTURE(vfio_path)
 	int base_fds;
 };
 
-FIXTURE_VARIANT(vfio_path)
-{
-	enum vk_dev_kind kind;
-	bool cdev;
-};
-
-FIXTURE_VARIANT_ADD(vfio_path, group_mtty)
-{
-	.kind = VK_MTTY,
-	.cdev = false,
-};
-
-FIXTURE_VARIANT_ADD(vfio_path, cdev_mtty)
-{
-	.kind = VK_MTTY,
-	.cdev = true,
-};
-
-FIXTURE_VARIANT_ADD(vfio_path, cdev_pci)
-{
-	.kind = VK_PCI,
-	.cdev = true,
-};
-
-FIXTURE_VARIANT_ADD(vfio_path, group_mkvm)
-{
-	.kind = VK_MKVM,
-	.cdev = false,
-};
-
-FIXTURE_VARIANT_ADD(vfio_path, cdev_mkvm)
-{
-	.kind = VK_MKVM,
-	.cdev = true,
-};
+VK_PATH_VARIANTS(vfio_path);
 
 FIXTURE_SETUP(vfio_path)
 {
-	int ret;
-
 	vk_handles_init(&self->h);
 	vk_handles_init(&self->h2);
 	self->log.sock = -1;
 	vk_path_setup(&self->p, variant->kind, variant->cdev);
-	ret = uevent_log_open(&self->log);
-	if (ret) {
-		vk_path_fini(&self->p);
-		SKIP(return, "NETLINK_KOBJECT_UEVENT socket: %s", strerror(-ret));
-	}
-	self->base_fds = count_open_fds();
-	ASSERT_LT(0, self->base_fds);
+	vk_log_setup(&self->p, &self->log);
+	vk_base_fds_setup(&self->base_fds);
 }
 
 FIXTURE_TEARDOWN(vfio_path)
@@ -95,6 +54,28 @@ FIXTURE_TEARDOWN(vfio_path)
 		(h)->fd[hd] = -1;                                              \
 	})
 
+/* Close the VM's own fds: the VM fd, then the KVM VFIO device fd. */
+#define vk_close_vm_fds(h)                                                     \
+	({                                                                     \
+		vk_close(h, VK_VM);                                            \
+		vk_close(h, VK_KVM_VFIO);                                      \
+	})
+
+/* Close the open device: its device fd (group path) or its cdev fd. */
+#define vk_close_device(p, h) vk_close(h, (p)->cdev ? VK_FILE : VK_DEVICE)
+
+/*
+ * A VM (watched in slot 0 of @log) with its KVM VFIO device, the VFIO file
+ * open and added to it (FILE_ADD).
+ */
+#define vk_create_vm_add_file(p, h, log, w)                                    \
+	({                                                                     \
+		vk_create_vm(p, h, log, 0, w);                                 \
+		vk_open_file(p, h);                                            \
+		test_kvm_vfio_file_add((h)->fd[VK_KVM_VFIO],                   \
+				       (h)->fd[VK_FILE]);                      \
+	})
+
 /* Everything closed: no VM of ours alive, each destroyed once; fds back. */
 #define vk_assert_all_clean(self)                                              \
 	({                                                                     \
@@ -104,6 +85,17 @@ FIXTURE_TEARDOWN(vfio_path)
 		ASSERT_EQ(0, kvm_debugfs_count_own())                          \
 			TH_LOG("a VM of this process is still alive");         \
 		ASSERT_EQ((self)->base_fds, count_open_fds());                 \
+	})
+
+/*
+ * The end of most tests: closing the device of @h drops the last reference
+ * to the VM of @w, which is destroyed at once; then everything is clean.
+ */
+#define vk_close_device_assert_clean(self, h, w)                               \
+	({                                                                     \
+		vk_close_device(&(self)->p, h);                                \
+		vm_assert_destroyed(&(self)->log, w, "device closed");         \
+		vk_assert_all_clean(self);                                     \
 	})
 
 /* ------------------------------------------------------ every ordering */
@@ -417,9 +409,7 @@ TEST_F_TIMEOUT(vfio_path, device_pins_vm, 20)
 	struct vm_watch w;
 	long long t;
 
-	vk_create_vm(p, h, &self->log, 0, &w);
-	vk_open_file(p, h);
-	test_kvm_vfio_file_add(h->fd[VK_KVM_VFIO], h->fd[VK_FILE]);
+	vk_create_vm_add_file(p, h, &self->log, &w);
 	vk_open_device(p, h);
 	vk_expect_device_vm(p, h, w.id.name, "opened after FILE_ADD");
 
@@ -435,7 +425,7 @@ TEST_F_TIMEOUT(vfio_path, device_pins_vm, 20)
 		vm_assert_alive(&self->log, &w, "group fd closed too");
 	}
 	t = now_ms();
-	vk_close(h, p->cdev ? VK_FILE : VK_DEVICE);
+	vk_close_device(p, h);
 	vm_assert_destroyed(&self->log, &w, "device closed");
 	TH_LOG("%s: destroyed %lld ms after the device close", p->what,
 	       now_ms() - t);
@@ -443,14 +433,6 @@ TEST_F_TIMEOUT(vfio_path, device_pins_vm, 20)
 }
 
 /* --------------------------------------------------- re-association (#4) */
-
-/* Open the device again after closing it, on either path (see callers). */
-#define vk_reopen_cdev(p, h)                                                   \
-	({                                                                     \
-		(h)->fd[VK_FILE] = open((p)->dev.cdev, O_RDWR | O_CLOEXEC);    \
-		ASSERT_LE(0, (h)->fd[VK_FILE])                                 \
-			TH_LOG("open %s: %s", (p)->dev.cdev, strerror(errno)); \
-	})
 
 /*
  * Rule: FILE_ADD of one VFIO file to VM A and then to VM B replaces the
@@ -476,19 +458,15 @@ TEST_F_TIMEOUT(vfio_path, file_add_to_two_vms, 20)
 	vk_expect_device_vm(p, a, wb.id.name, "added to A then B, then opened");
 
 	/* A: the VFIO file no longer caches it, the device never took it. */
-	vk_close(a, VK_VM);
-	vk_close(a, VK_KVM_VFIO);
+	vk_close_vm_fds(a);
 	vm_assert_destroyed(&self->log, &wa, "A's fds closed");
 	vm_assert_alive(&self->log, &wb, "A's fds closed");
 
 	/* B: pinned by the open device only. */
-	vk_close(b, VK_VM);
-	vk_close(b, VK_KVM_VFIO);
+	vk_close_vm_fds(b);
 	vm_assert_alive(&self->log, &wb, "B's fds closed, device open");
 	vk_expect_device_vm(p, a, wb.id.name, "B's fds closed, device open");
-	vk_close(a, p->cdev ? VK_FILE : VK_DEVICE);
-	vm_assert_destroyed(&self->log, &wb, "device closed");
-	vk_assert_all_clean(self);
+	vk_close_device_assert_clean(self, a, &wb);
 }
 
 /*
@@ -505,20 +483,15 @@ TEST_F_TIMEOUT(vfio_path, file_del_then_add, 20)
 	struct vk_handles *h = &self->h;
 	struct vm_watch w;
 
-	vk_create_vm(p, h, &self->log, 0, &w);
-	vk_open_file(p, h);
-	test_kvm_vfio_file_add(h->fd[VK_KVM_VFIO], h->fd[VK_FILE]);
+	vk_create_vm_add_file(p, h, &self->log, &w);
 	test_kvm_vfio_file_del(h->fd[VK_KVM_VFIO], h->fd[VK_FILE]);
 	test_kvm_vfio_file_add(h->fd[VK_KVM_VFIO], h->fd[VK_FILE]);
 	vk_open_device(p, h);
 	vk_expect_device_vm(p, h, w.id.name, "ADD, DEL, ADD, open");
 
-	vk_close(h, VK_VM);
-	vk_close(h, VK_KVM_VFIO);
+	vk_close_vm_fds(h);
 	vm_assert_alive(&self->log, &w, "VM and KVM VFIO device fds closed");
-	vk_close(h, p->cdev ? VK_FILE : VK_DEVICE);
-	vm_assert_destroyed(&self->log, &w, "device closed");
-	vk_assert_all_clean(self);
+	vk_close_device_assert_clean(self, h, &w);
 }
 
 /*
@@ -533,15 +506,12 @@ TEST_F_TIMEOUT(vfio_path, file_del_then_open, 20)
 	struct vk_handles *h = &self->h;
 	struct vm_watch w;
 
-	vk_create_vm(p, h, &self->log, 0, &w);
-	vk_open_file(p, h);
-	test_kvm_vfio_file_add(h->fd[VK_KVM_VFIO], h->fd[VK_FILE]);
+	vk_create_vm_add_file(p, h, &self->log, &w);
 	test_kvm_vfio_file_del(h->fd[VK_KVM_VFIO], h->fd[VK_FILE]);
 	vk_open_device(p, h);
 	vk_expect_device_vm(p, h, MKVM_VM_NONE, "ADD, DEL, open");
 
-	vk_close(h, VK_VM);
-	vk_close(h, VK_KVM_VFIO);
+	vk_close_vm_fds(h);
 	vm_assert_destroyed(&self->log, &w, "VM fds closed, device open without VM");
 	vk_assert_all_clean(self);
 }
@@ -578,23 +548,19 @@ TEST_F_TIMEOUT(vfio_path, device_opened_before_add, 20)
 				     "second device fd after FILE_ADD");
 		close_fd(&second);
 	}
-	vk_close(a, VK_VM);
-	vk_close(a, VK_KVM_VFIO);
+	vk_close_vm_fds(a);
 	vm_assert_destroyed(&self->log, &wa, "A's fds closed, device open without VM");
 
 	/* Close the device and open it again after FILE_ADD to B. */
-	vk_close(a, p->cdev ? VK_FILE : VK_DEVICE);
+	vk_close_device(p, a);
 	if (p->cdev)
-		vk_reopen_cdev(p, a);
+		test_open_rdwr(p->dev.cdev, &a->fd[VK_FILE]);
 	test_kvm_vfio_file_add(b->fd[VK_KVM_VFIO], a->fd[VK_FILE]);
 	vk_open_device(p, a);
 	vk_expect_device_vm(p, a, wb.id.name, "reopened after FILE_ADD to B");
-	vk_close(b, VK_VM);
-	vk_close(b, VK_KVM_VFIO);
+	vk_close_vm_fds(b);
 	vm_assert_alive(&self->log, &wb, "B's fds closed, device open");
-	vk_close(a, p->cdev ? VK_FILE : VK_DEVICE);
-	vm_assert_destroyed(&self->log, &wb, "device closed");
-	vk_assert_all_clean(self);
+	vk_close_device_assert_clean(self, a, &wb);
 }
 
 /*
@@ -624,17 +590,13 @@ TEST_F_TIMEOUT(vfio_path, association_changed_while_open, 20)
 	test_kvm_vfio_file_del(a->fd[VK_KVM_VFIO], a->fd[VK_FILE]);
 	vk_expect_device_vm(p, a, wa.id.name, "FILE_DEL from A while open");
 
-	vk_close(a, VK_VM);
-	vk_close(a, VK_KVM_VFIO);
+	vk_close_vm_fds(a);
 	vm_assert_alive(&self->log, &wa, "A's fds closed, device opened with A");
-	vk_close(b, VK_VM);
-	vk_close(b, VK_KVM_VFIO);
+	vk_close_vm_fds(b);
 	vm_assert_destroyed(&self->log, &wb, "B's fds closed");
 	vm_assert_alive(&self->log, &wa, "B's fds closed");
 	vk_expect_device_vm(p, a, wa.id.name, "both VMs' fds closed");
-	vk_close(a, p->cdev ? VK_FILE : VK_DEVICE);
-	vm_assert_destroyed(&self->log, &wa, "device closed");
-	vk_assert_all_clean(self);
+	vk_close_device_assert_clean(self, a, &wa);
 }
 
 /*
@@ -656,9 +618,7 @@ TEST_F_TIMEOUT(vfio_path, second_open_keeps_vm, 20)
 	struct vm_watch w;
 	int second = -1;
 
-	vk_create_vm(p, h, &self->log, 0, &w);
-	vk_open_file(p, h);
-	test_kvm_vfio_file_add(h->fd[VK_KVM_VFIO], h->fd[VK_FILE]);
+	vk_create_vm_add_file(p, h, &self->log, &w);
 	vk_open_device(p, h);
 	vk_expect_device_vm(p, h, w.id.name, "first open");
 
@@ -668,9 +628,7 @@ TEST_F_TIMEOUT(vfio_path, second_open_keeps_vm, 20)
 		if (p->kind == VK_MKVM)
 			test_mkvm_vm(second, w.id.name, "second device fd");
 	} else {
-		second = open(p->dev.cdev, O_RDWR | O_CLOEXEC);
-		ASSERT_LE(0, second) TH_LOG("open %s: %s", p->dev.cdev,
-					    strerror(errno));
+		test_open_rdwr(p->dev.cdev, &second);
 		test_kvm_vfio_file_add(h->fd[VK_KVM_VFIO], second);
 		test_err_vfio_device_bind_iommufd(EINVAL, second,
 						  h->fd[VK_IOMMU]);
@@ -679,12 +637,9 @@ TEST_F_TIMEOUT(vfio_path, second_open_keeps_vm, 20)
 	close_fd(&second);
 	vk_expect_device_vm(p, h, w.id.name, "after the second open");
 
-	vk_close(h, VK_VM);
-	vk_close(h, VK_KVM_VFIO);
+	vk_close_vm_fds(h);
 	vm_assert_alive(&self->log, &w, "VM fds closed, first open still open");
-	vk_close(h, p->cdev ? VK_FILE : VK_DEVICE);
-	vm_assert_destroyed(&self->log, &w, "device closed");
-	vk_assert_all_clean(self);
+	vk_close_device_assert_clean(self, h, &w);
 }
 
 /* ------------------------------------------------ recycled file hazard */
@@ -812,25 +767,10 @@ FIXTURE(mkvm_fail)
 	int base_fds;
 };
 
-FIXTURE_VARIANT(mkvm_fail)
-{
-	bool cdev;
-};
-
-FIXTURE_VARIANT_ADD(mkvm_fail, group)
-{
-	.cdev = false,
-};
-
-FIXTURE_VARIANT_ADD(mkvm_fail, cdev)
-{
-	.cdev = true,
-};
+VK_CDEV_VARIANTS(mkvm_fail);
 
 FIXTURE_SETUP(mkvm_fail)
 {
-	int ret;
-
 	vk_handles_init(&self->h);
 	self->log.sock = -1;
 	vk_path_setup(&self->p, VK_MKVM, variant->cdev);
@@ -838,13 +778,8 @@ FIXTURE_SETUP(mkvm_fail)
 		vk_path_fini(&self->p);
 		SKIP(return, "no writable %s: %s", MKVM_FAIL_OPEN, strerror(errno));
 	}
-	ret = uevent_log_open(&self->log);
-	if (ret) {
-		vk_path_fini(&self->p);
-		SKIP(return, "NETLINK_KOBJECT_UEVENT socket: %s", strerror(-ret));
-	}
-	self->base_fds = count_open_fds();
-	ASSERT_LT(0, self->base_fds);
+	vk_log_setup(&self->p, &self->log);
+	vk_base_fds_setup(&self->base_fds);
 }
 
 FIXTURE_TEARDOWN_PARENT(mkvm_fail)
@@ -852,6 +787,22 @@ FIXTURE_TEARDOWN_PARENT(mkvm_fail)
 	/* The child's fds die with it; this is about the global knob. */
 	EXPECT_EQ(0, mkvm_set_fail_open(false));
 }
+
+/* An open of the device while fail_open is on: it fails with EIO. */
+#define mkvm_failed_open(p, h)                                                 \
+	({                                                                     \
+		ASSERT_EQ(0, mkvm_set_fail_open(true));                        \
+		EXPECT_ERRNO(EIO, _vk_open_device(p, h));                      \
+		ASSERT_EQ(0, mkvm_set_fail_open(false));                       \
+	})
+
+/* Everything closed: each VM destroyed exactly once; fds back. */
+#define mkvm_assert_all_clean(self)                                            \
+	({                                                                     \
+		vk_handles_close(&(self)->h);                                  \
+		uevent_log_assert_balanced(&(self)->log);                      \
+		ASSERT_EQ((self)->base_fds, count_open_fds());                 \
+	})
 
 /*
  * Rule: when the driver's open_device fails (EIO), VFIO_GROUP_GET_DEVICE_FD
@@ -868,24 +819,17 @@ TEST_F_TIMEOUT(mkvm_fail, open_fails_no_leak, 20)
 	struct vm_watch w;
 	int fds;
 
-	vk_create_vm(p, h, &self->log, 0, &w);
-	vk_open_file(p, h);
-	test_kvm_vfio_file_add(h->fd[VK_KVM_VFIO], h->fd[VK_FILE]);
+	vk_create_vm_add_file(p, h, &self->log, &w);
 	fds = count_open_fds();
-	ASSERT_EQ(0, mkvm_set_fail_open(true));
-	EXPECT_ERRNO(EIO, _vk_open_device(p, h));
-	ASSERT_EQ(0, mkvm_set_fail_open(false));
+	mkvm_failed_open(p, h);
 	ASSERT_EQ(-1, h->fd[VK_DEVICE]);
 	ASSERT_EQ(fds, count_open_fds());
 	vm_assert_alive(&self->log, &w, "after the failed open");
 
-	vk_close(h, VK_VM);
-	vk_close(h, VK_KVM_VFIO);
+	vk_close_vm_fds(h);
 	vk_close(h, VK_FILE);
 	vm_assert_destroyed(&self->log, &w, "all fds closed after a failed open");
-	vk_handles_close(h);
-	uevent_log_assert_balanced(&self->log);
-	ASSERT_EQ(self->base_fds, count_open_fds());
+	mkvm_assert_all_clean(self);
 }
 
 /*
@@ -901,23 +845,16 @@ TEST_F_TIMEOUT(mkvm_fail, open_after_failure, 20)
 	struct vk_handles *h = &self->h;
 	struct vm_watch w;
 
-	vk_create_vm(p, h, &self->log, 0, &w);
-	vk_open_file(p, h);
-	test_kvm_vfio_file_add(h->fd[VK_KVM_VFIO], h->fd[VK_FILE]);
-	ASSERT_EQ(0, mkvm_set_fail_open(true));
-	EXPECT_ERRNO(EIO, _vk_open_device(p, h));
-	ASSERT_EQ(0, mkvm_set_fail_open(false));
+	vk_create_vm_add_file(p, h, &self->log, &w);
+	mkvm_failed_open(p, h);
 
 	vk_open_device(p, h);
 	vk_expect_device_vm(p, h, w.id.name, "opened after a failed open");
-	vk_close(h, VK_VM);
-	vk_close(h, VK_KVM_VFIO);
+	vk_close_vm_fds(h);
 	vm_assert_alive(&self->log, &w, "VM fds closed, device open");
-	vk_close(h, p->cdev ? VK_FILE : VK_DEVICE);
+	vk_close_device(p, h);
 	vm_assert_destroyed(&self->log, &w, "device closed");
-	vk_handles_close(h);
-	uevent_log_assert_balanced(&self->log);
-	ASSERT_EQ(self->base_fds, count_open_fds());
+	mkvm_assert_all_clean(self);
 }
 
 TEST_HARNESS_MAIN

@@ -41,58 +41,17 @@ FIXTURE(vfio_race)
 	int base_fds;
 };
 
-FIXTURE_VARIANT(vfio_race)
-{
-	enum vk_dev_kind kind;
-	bool cdev;
-};
-
-FIXTURE_VARIANT_ADD(vfio_race, group_mtty)
-{
-	.kind = VK_MTTY,
-	.cdev = false,
-};
-
-FIXTURE_VARIANT_ADD(vfio_race, cdev_mtty)
-{
-	.kind = VK_MTTY,
-	.cdev = true,
-};
-
-FIXTURE_VARIANT_ADD(vfio_race, cdev_pci)
-{
-	.kind = VK_PCI,
-	.cdev = true,
-};
-
-FIXTURE_VARIANT_ADD(vfio_race, group_mkvm)
-{
-	.kind = VK_MKVM,
-	.cdev = false,
-};
-
-FIXTURE_VARIANT_ADD(vfio_race, cdev_mkvm)
-{
-	.kind = VK_MKVM,
-	.cdev = true,
-};
+VK_PATH_VARIANTS(vfio_race);
 
 FIXTURE_SETUP(vfio_race)
 {
-	int ret;
-
 	self->log.sock = -1;
 	self->null_fd = -1;
 	vk_path_setup(&self->p, variant->kind, variant->cdev);
-	ret = uevent_log_open(&self->log);
-	if (ret) {
-		vk_path_fini(&self->p);
-		SKIP(return, "NETLINK_KOBJECT_UEVENT socket: %s", strerror(-ret));
-	}
+	vk_log_setup(&self->p, &self->log);
 	self->null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, self->null_fd);
-	self->base_fds = count_open_fds();
-	ASSERT_LT(0, self->base_fds);
+	vk_base_fds_setup(&self->base_fds);
 }
 
 FIXTURE_TEARDOWN(vfio_race)

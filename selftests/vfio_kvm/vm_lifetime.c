@@ -212,6 +212,7 @@ static bool lifetime_setup(struct __test_metadata *_metadata,
 	char prefix[24];
 	int ret;
 
+	*sock = -1;
 	*kvm_fd = kvm_open();
 	if (*kvm_fd < 0)
 		SKIP(return false, "cannot open %s: %s", KVM_DEV_PATH,
@@ -292,8 +293,6 @@ FIXTURE_VARIANT_ADD(vm_lifetime, vm_kvm_vfio_vcpu_stats)
 
 FIXTURE_SETUP(vm_lifetime)
 {
-	self->kvm_fd = -1;
-	self->sock = -1;
 	lifetime_setup(_metadata, variant->handles, &self->kvm_fd, &self->sock,
 		       &self->base_fds);
 }
@@ -377,8 +376,6 @@ FIXTURE(vm_cycles)
 
 FIXTURE_SETUP(vm_cycles)
 {
-	self->kvm_fd = -1;
-	self->sock = -1;
 	lifetime_setup(_metadata, HBIT(H_VM) | HBIT(H_KVM_VFIO), &self->kvm_fd,
 		       &self->sock, &self->base_fds);
 }

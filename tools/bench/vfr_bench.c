@@ -48,45 +48,14 @@
 #include <linux/kvm.h>
 #include <linux/vfio.h>
 #include "iommufd_test.h"
+/* the series' uAPI, mirrored: one binary runs on both kernels */
+#include "viommu_uapi.h"
 
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 #define WARMUP_OPS	16
 #define BATCH_OPS	8
 /* Idle time before the timed part, for work deferred by earlier paths. */
 #define QUIESCE_US	200000
-
-/*
- * The series' uAPI, mirrored so that one binary (built against either tree)
- * runs on both kernels: IOMMU_VIOMMU_ALLOC grows kvm_vm_fd (48 bytes; 7.3's
- * struct is 40) and the mock gains DEV_SET_VM after DMABUF_REVOKE.
- */
-#define VIOMMU_ALLOC_KVM_VM_FD	(1U << 0)
-#define VIOMMU_ALLOC_SIZE_7_3	40
-
-struct viommu_alloc_kvm {
-	__u32 size;
-	__u32 flags;
-	__u32 type;
-	__u32 dev_id;
-	__u32 hwpt_id;
-	__u32 out_viommu_id;
-	__u32 data_len;
-	__u32 __reserved;
-	__aligned_u64 data_uptr;
-	__s32 kvm_vm_fd;
-	__u32 __reserved2;
-};
-
-_Static_assert(sizeof(struct iommu_viommu_alloc) == VIOMMU_ALLOC_SIZE_7_3 ||
-	       sizeof(struct iommu_viommu_alloc) == sizeof(struct viommu_alloc_kvm),
-	       "unexpected struct iommu_viommu_alloc");
-
-#define TEST_OP_DEV_SET_VM	(IOMMU_TEST_OP_DMABUF_REVOKE + 1)
-
-/* dev_set_vm: the first member of iommu_test_cmd's union */
-struct test_dev_set_vm {
-	__s32 vm_fd;
-};
 
 /* ------------------------------------------------------------ helpers */
 
@@ -437,7 +406,7 @@ static int setup_viommu(struct ctx *c)
 
 static int viommu_cycle(struct ctx *c, __u32 size, __u32 flags, int vm_fd)
 {
-	struct viommu_alloc_kvm cmd = {
+	struct iommu_viommu_alloc_kvm cmd = {
 		.size = size,
 		.flags = flags,
 		.type = IOMMU_VIOMMU_TYPE_SELFTEST,
@@ -472,7 +441,7 @@ static int setup_viommu_kvm(struct ctx *c)
 
 static int op_viommu_kvm(struct ctx *c)
 {
-	return viommu_cycle(c, sizeof(struct viommu_alloc_kvm),
+	return viommu_cycle(c, sizeof(struct iommu_viommu_alloc_kvm),
 			    VIOMMU_ALLOC_KVM_VM_FD, c->vm);
 }
 
@@ -483,13 +452,11 @@ static int setup_viommu_devvm(struct ctx *c)
 		.size = sizeof(cmd),
 		.op = TEST_OP_DEV_SET_VM,
 	};
-	struct test_dev_set_vm set_vm;
 
 	if (setup_viommu_kvm(c))
 		return -1;
 	cmd.id = c->idev;
-	set_vm.vm_fd = c->vm;
-	memcpy(&cmd.mock_domain, &set_vm, sizeof(set_vm));
+	test_cmd_vm_args(&cmd)->vm_fd = c->vm;
 	if (ioctl(c->iommufd, IOMMU_TEST_CMD, &cmd))
 		return FAIL(c, "IOMMU_TEST_OP_DEV_SET_VM");
 	return 0;
