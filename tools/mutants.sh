@@ -83,7 +83,7 @@ for m in "${mutants[@]}"; do
 	run_one "$m"
 done
 
-killed=0 total=0
+killed=0 total=0 secs_sum=0
 {
 	echo "# Mutation report"
 	echo
@@ -100,11 +100,14 @@ killed=0 total=0
 		[ -f "$res" ] || continue
 		IFS=$'\t' read -r result by secs < <(sed -n 2p "$res")
 		total=$((total + 1))
+		secs_sum=$((secs_sum + ${secs%s}))
 		[ "$result" = killed ] && killed=$((killed + 1))
 		echo "| $name | $(describe "$m") | $result | ${by//|/\\|} | $secs |"
 	done
 	echo
 	echo "$killed of $total mutants killed."
+	[ "$total" -eq 0 ] ||
+		echo "Mean time per mutant: $((secs_sum / total)) s (the first one includes a cold kernel build when the cache is empty)."
 	if [ -f "$REPO/linux/mutants/SURVIVORS" ]; then
 		echo
 		echo "## Survivors"

@@ -76,7 +76,11 @@ struct race {
 	 * every later bind of the device would be a second bind (EINVAL):
 	 * legal, but then the race would stop testing binds, and a second
 	 * bind has its own deterministic test (vfio_lifetime's
-	 * second_open_keeps_vm).
+	 * second_open_keeps_vm). The assoc thread's FILE_DEL of the cdev fd
+	 * is under the lock too: an ioctl in flight holds a reference on the
+	 * file, so a close() meanwhile would leave the file's release (and
+	 * the device's close) to that thread, and the device thread's next
+	 * bind would find the device still open (EINVAL) for that moment.
 	 */
 	pthread_mutex_t cdev_lock;
 	/* first unexpected result of a thread, reported by the main thread */
@@ -131,16 +135,16 @@ static void *assoc_thread(void *arg)
 		if (r->p->cdev) {
 			pthread_mutex_lock(&r->cdev_lock);
 			fd = atomic_load(&r->cdev_fd);
-			if (fd >= 0)
+			if (fd >= 0) {
 				race_assoc_op(r, KVM_DEV_VFIO_FILE_ADD, fd);
-			pthread_mutex_unlock(&r->cdev_lock);
-			if (fd < 0) {
-				sched_yield();
-				continue;
+				race_assoc_op(r, KVM_DEV_VFIO_FILE_DEL, fd);
 			}
-		} else {
-			race_assoc_op(r, KVM_DEV_VFIO_FILE_ADD, fd);
+			pthread_mutex_unlock(&r->cdev_lock);
+			if (fd < 0)
+				sched_yield();
+			continue;
 		}
+		race_assoc_op(r, KVM_DEV_VFIO_FILE_ADD, fd);
 		race_assoc_op(r, KVM_DEV_VFIO_FILE_DEL, fd);
 	}
 	return NULL;
