@@ -368,18 +368,6 @@ static bool key_seen(const struct key *keys, int nkeys, const struct key *k)
 	return false;
 }
 
-static const char *order_str(const int *order, int n, char *buf, size_t len)
-{
-	size_t off = 0;
-	int i;
-
-	buf[0] = 0;
-	for (i = 0; i < n && off < len; i++)
-		off += snprintf(buf + off, len - off, "%s%s", i ? " " : "",
-				act_name[order[i]]);
-	return buf;
-}
-
 /* ------------------------------------------------------------ checker */
 
 /* The state of the orderings of one test (both families). */
@@ -565,7 +553,7 @@ static void __run_order(struct __test_metadata *_metadata, struct order_ctx *c,
 	char after[64];
 	int i, j, nev, ret;
 
-	order_str(order, n, c->order, sizeof(c->order));
+	order_str(order, n, act_name, " ", c->order, sizeof(c->order));
 	__check_state(_metadata, c, "setup");
 	for (i = 0; i < n; i++) {
 		nev = m_step(&c->m, order[i], ev);

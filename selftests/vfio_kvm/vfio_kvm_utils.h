@@ -861,6 +861,24 @@ static inline bool next_permutation(int *a, int n)
 	return i >= 0;
 }
 
+/*
+ * An ordering for the log: @names[@order[0]], @names[@order[1]], ...
+ * separated by @sep, truncated to @len bytes. Returns @buf.
+ */
+static inline const char *order_str(const int *order, int n,
+				    const char *const *names, const char *sep,
+				    char *buf, size_t len)
+{
+	size_t off = 0;
+	int i;
+
+	buf[0] = 0;
+	for (i = 0; i < n && off < len; i++)
+		off += snprintf(buf + off, len - off, "%s%s", i ? sep : "",
+				names[order[i]]);
+	return buf;
+}
+
 static inline unsigned int factorial(int n)
 {
 	return n <= 1 ? 1 : n * factorial(n - 1);

@@ -180,15 +180,15 @@ static bool order_is_canonical(const int *order, int n)
 	return del == n - 1;
 }
 
-static void order_str(const int *order, int n, bool cdev, char *buf, size_t len)
+static void vk_order_str(const int *order, int n, bool cdev, char *buf,
+			 size_t len)
 {
-	size_t off = 0;
-	int i;
+	const char *names[NR_ACTIONS];
+	int a;
 
-	buf[0] = 0;
-	for (i = 0; i < n && off < len; i++)
-		off += snprintf(buf + off, len - off, "%s%s", i ? "," : "",
-				act_name(order[i], cdev));
+	for (a = 0; a < NR_ACTIONS; a++)
+		names[a] = act_name(a, cdev);
+	order_str(order, n, names, ",", buf, len);
 }
 
 /* After a step: the VM is alive exactly if the model says something pins it. */
@@ -229,7 +229,7 @@ static void run_order(struct __test_metadata *_metadata,
 	struct vk_model m;
 	int i;
 
-	order_str(order, n, p->cdev, ostr, sizeof(ostr));
+	vk_order_str(order, n, p->cdev, ostr, sizeof(ostr));
 	vk_create_vm(p, h, &self->log, 0, &w);
 	vk_model_init(&m, p->cdev);
 	vk_open_file(p, h);

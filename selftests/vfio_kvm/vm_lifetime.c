@@ -50,18 +50,6 @@ static int handles_of(unsigned int mask, int *order)
 	return n;
 }
 
-static const char *order_str(const int *order, int n, char *buf, size_t len)
-{
-	size_t off = 0;
-	int i;
-
-	buf[0] = 0;
-	for (i = 0; i < n && off < len; i++)
-		off += snprintf(buf + off, len - off, "%s%s", i ? "," : "",
-				handle_name[order[i]]);
-	return buf;
-}
-
 /* ---------------------------------------------------------- the handles */
 
 /* Create the VM and the other handles of @mask; fds[] of the rest stay -1. */
@@ -174,7 +162,7 @@ static void check_close_order(struct __test_metadata *_metadata, int kvm_fd,
 
 	for (i = 0; i < n; i++)
 		mask |= HBIT(order[i]);
-	order_str(order, n, s.order, sizeof(s.order));
+	order_str(order, n, handle_name, ",", s.order, sizeof(s.order));
 
 	open_handles(_metadata, kvm_fd, mask, fds);
 	kvm_vm_id_init(&s.vm, fds[H_VM]);
@@ -324,7 +312,7 @@ TEST_F_TIMEOUT(vm_lifetime, every_close_order, 30)
 		check_close_order(_metadata, self->kvm_fd, self->sock, order, n);
 		ASSERT_EQ(self->base_fds, count_open_fds())
 			TH_LOG("close order %s: fd count",
-			       order_str(order, n, buf, sizeof(buf)));
+			       order_str(order, n, handle_name, ",", buf, sizeof(buf)));
 		seen++;
 	} while (next_permutation(order, n));
 	/* The generator itself: every order, each once (it returns to sorted). */
