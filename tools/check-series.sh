@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Series hygiene, fast: every patch of linux/ applies in order and passes
-# checkpatch --strict; after every patch the objects the series touches build
-# (x86, modular config with KVM, VFIO, iommufd and i915 GVT, W=1) without a
-# warning the base tree does not have; sparse (0.6.5, built from Debian's
-# source package) reports nothing new for them;
-# VFIO does not depend on kvm.ko; the s390 (vfio-ap, zdev) and arm64 (SMMUv3
-# iommufd, Tegra241 CMDQV) objects build with Debian's cross compilers.
+# Series hygiene, fast: every patch (linux/fixes/, linux/, linux/test-only/)
+# applies in order and passes checkpatch --strict; after every patch the
+# objects the series touches build (x86, modular config with KVM, VFIO,
+# iommufd and i915 GVT, W=1) without a warning the base tree does not have;
+# sparse (0.6.5, built from Debian's source package) reports nothing new for
+# them; no module of VFIO or iommufd depends on kvm.ko (modinfo -F depends);
+# s390 defconfig and debug_defconfig keep IOMMUFD=y; on powerpc with
+# KVM_BOOK3S_64=m the built-in VFIO and iommufd reference no symbol of the KVM
+# modules; the s390 (vfio-ap, zdev) and arm64 (SMMUv3 iommufd, Tegra241
+# CMDQV) objects build with Debian's cross compilers.
 # Objects, not kernels: a few minutes on 2 cores.
 #
 # Usage: tools/check-series.sh        (KSRC=, CACHE_DIR=, JOBS= as run_tests.sh)
@@ -53,6 +56,17 @@ CONFIG_ARM_SMMU_V3_IOMMUFD=y
 CONFIG_TEGRA241_CMDQV=y
 CONFIG_KVM=y
 "
+# powerpc: CONFIG_KVM is a bool selected by the tristate KVM_BOOK3S_64, so
+# KVM=y with kvm.ko a module; VFIO and iommufd built in.
+PPC_CONFIG="
+CONFIG_VIRTUALIZATION=y
+CONFIG_KVM_BOOK3S_64=m
+CONFIG_KVM_BOOK3S_64_HV=m
+CONFIG_KVM=y
+CONFIG_VFIO=y
+CONFIG_VFIO_PCI=y
+CONFIG_IOMMUFD=y
+"
 # Objects per architecture: the .c files the series touches and a few that
 # include its headers (KVM's VFIO device, KVM's x86 core, the vIOMMU drivers).
 X86_OBJS="virt/kvm/kvm_main.o virt/kvm/vfio.o arch/x86/kvm/x86.o
@@ -89,18 +103,20 @@ xmake() {
 	case $arch in
 	s390) cross=s390x-linux-gnu- ;;
 	arm64) cross=aarch64-linux-gnu- ;;
+	powerpc) cross=powerpc64le-linux-gnu- ;;
 	esac
 	make -s -C "$TREE" O="$build" ARCH="$arch" ${cross:+CROSS_COMPILE=$cross} \
 		-j"$JOBS" "$@"
 }
 
-# setup ARCH: defconfig + options, then prepare.  Sets BUILDDIR.
+# setup ARCH OPTIONS [DEFCONFIG]: DEFCONFIG (default: defconfig) + options,
+# then prepare.  Sets BUILDDIR.
 setup() {
-	local arch=$1 opts=$2 sym line
+	local arch=$1 opts=$2 defconfig=${3:-defconfig} sym line
 
 	BUILDDIR=$CACHE/check/build-$arch
 	mkdir -p "$BUILDDIR"
-	xmake "$arch" "$BUILDDIR" defconfig >/dev/null
+	xmake "$arch" "$BUILDDIR" "$defconfig" >/dev/null
 	printf '%s\n' "$opts" > "$BUILDDIR/fragment"
 	"$TREE/scripts/kconfig/merge_config.sh" -m -O "$BUILDDIR" \
 		"$BUILDDIR/.config" "$BUILDDIR/fragment" >/dev/null
@@ -168,6 +184,82 @@ normalize() {
 	sed -E "s|$TREE/||; s|:[0-9]+:[0-9]+:|:|; s|^(\.\./)+||" | sort -u
 }
 
+# The modules of DIRs (their modules.order, after a build of the DIRs), as
+# .ko paths relative to the build directory.
+modules_of() {
+	local d
+	for d in "$@"; do
+		sed 's/\.o$/.ko/' "$BUILDDIR/$d/modules.order"
+	done
+}
+
+# No module of VFIO or iommufd may depend on kvm.ko: loading VFIO must not
+# load KVM.  The x86 configuration has all three as modules; modpost of the
+# modules alone (no vmlinux: KBUILD_MODPOST_WARN) still resolves symbols
+# between them, so "depends" names kvm wherever a KVM symbol is used.  The
+# KVM vendor modules are the control: they must depend on kvm.
+module_deps() {
+	local dirs="drivers/vfio drivers/iommu/iommufd arch/x86/kvm virt/lib"
+	local ko deps
+
+	# shellcheck disable=SC2086
+	xmake x86_64 "$BUILDDIR" $(printf '%s/ ' $dirs) >/dev/null 2>&1 ||
+		{ fail "x86_64: $dirs do not build"; return; }
+	# shellcheck disable=SC2046
+	xmake x86_64 "$BUILDDIR" KBUILD_MODPOST_WARN=1 \
+		$(modules_of $dirs) >/dev/null 2>&1 ||
+		{ fail "x86_64: modules of $dirs do not build"; return; }
+	for ko in $(modules_of $dirs); do
+		deps=$(modinfo -F depends "$BUILDDIR/$ko")
+		echo "    $ko: depends: ${deps:-(none)}"
+		case $ko in
+		arch/x86/kvm/kvm-*.ko)
+			[[ ,$deps, == *,kvm,* ]] ||
+				fail "$ko does not depend on kvm: the check is blind" ;;
+		drivers/*)
+			[[ ,$deps, != *,kvm,* ]] ||
+				fail "$ko depends on kvm.ko" ;;
+		esac
+	done
+}
+
+# s390's own configurations have IOMMUFD=y and KVM=m: a dependency of
+# iommufd on KVM would silently turn it into a module there.
+s390_iommufd() {
+	local cfg have
+
+	for cfg in defconfig debug_defconfig; do
+		BUILDDIR=$CACHE/check/build-s390-$cfg
+		mkdir -p "$BUILDDIR"
+		xmake s390 "$BUILDDIR" "$cfg" >/dev/null
+		have=$(grep -E '^CONFIG_(IOMMUFD|KVM)=' "$BUILDDIR/.config" | tr '\n' ' ')
+		echo "    s390 $cfg: $have"
+		grep -qx 'CONFIG_IOMMUFD=y' "$BUILDDIR/.config" ||
+			fail "s390 $cfg: IOMMUFD is not y"
+	done
+}
+
+# powerpc with KVM=y but kvm.ko a module (KVM_BOOK3S_64=m), VFIO and
+# iommufd built in: no symbol that the built-in objects reference may be
+# defined by the KVM modules (the link would fail).
+ppc_kvm_symbols() {
+	local o undef defined both
+
+	setup powerpc "$PPC_CONFIG" ppc64le_defconfig
+	xmake powerpc "$BUILDDIR" drivers/vfio/ drivers/iommu/iommufd/ \
+		arch/powerpc/kvm/ >/dev/null 2>&1 ||
+		{ fail "powerpc: VFIO, iommufd or KVM do not build"; return; }
+	undef=$(nm -u "$BUILDDIR/drivers/vfio/built-in.a" \
+		"$BUILDDIR/drivers/iommu/iommufd/built-in.a" |
+		awk '$1 == "U" { print $2 }' | sort -u)
+	defined=$(for o in $(cat "$BUILDDIR/arch/powerpc/kvm/modules.order"); do
+		nm -g --defined-only "$BUILDDIR/$o"; done | awk '{ print $3 }' | sort -u)
+	[ -n "$defined" ] || { fail "powerpc: no KVM module objects"; return; }
+	both=$(comm -12 <(echo "$undef") <(echo "$defined"))
+	echo "    powerpc: KVM modules $(tr '\n' ' ' < "$BUILDDIR/arch/powerpc/kvm/modules.order")define $(echo "$defined" | wc -l) symbols; built-in VFIO/iommufd use: ${both:-none}"
+	[ -z "$both" ] || fail "powerpc: built-in VFIO/iommufd need KVM module symbols: $both"
+}
+
 # new_diags BASELOG LOG: diagnostics in LOG that BASELOG does not have.
 new_diags() {
 	comm -13 "$1" "$2"
@@ -184,9 +276,11 @@ main() {
 	n=${#SERIES[@]}
 	step "kernel source: $SRC_VERSION; $n patches"
 
-	# 1. checkpatch --strict on every patch.
+	# 1. checkpatch --strict on every patch.  The source package has no git
+	# history, so the commit ids of Fixes: tags cannot be looked up here.
 	for p in "${SERIES[@]}"; do
-		tmp=$(perl "$SRC/scripts/checkpatch.pl" --strict -q --no-tree "$p" 2>&1) || true
+		tmp=$(perl "$SRC/scripts/checkpatch.pl" --strict -q --no-tree \
+			--ignore UNKNOWN_COMMIT_ID "$p" 2>&1) || true
 		[ -z "$tmp" ] || { fail "checkpatch: ${p##*/}"; echo "$tmp" | sed 's/^/    /'; }
 	done
 	step "checkpatch --strict: done"
@@ -195,10 +289,10 @@ main() {
 	# Fresh build directories too: objects of an earlier run would look
 	# newer than the pristine sources and never be rebuilt from them.
 	TREE=$CACHE/check/tree
-	step "copying pristine tree to $TREE"
+	step "linking pristine tree to $TREE"
 	rm -rf "$CACHE/check"
 	mkdir -p "$CACHE/check"
-	cp -a "$SRC" "$TREE"
+	link_tree "$SRC" "$TREE" "${SERIES[@]}"
 	rm -f "$TREE/.complete"
 	step "x86_64: defconfig + options, prepare"
 	ticker_start "preparing"
@@ -248,10 +342,20 @@ main() {
 		grep -E ' U (kvm_|__kvm_|file_is_kvm)' || true)
 	[ -z "$tmp" ] || { fail "vfio.ko needs KVM symbols:"; echo "$tmp"; }
 	step "vfio.o: KVM symbols used: ${tmp:-none}"
+	step "modules: modinfo -F depends (KVM, VFIO, iommufd as modules)"
+	module_deps
 
 	# 6. Cross builds of the final tree.
 	cross s390 s390x-linux-gnu "$S390_CONFIG" $S390_OBJS
 	cross arm64 aarch64-linux-gnu "$ARM64_CONFIG" $ARM64_OBJS
+	step "s390: defconfig and debug_defconfig keep IOMMUFD=y"
+	s390_iommufd
+	if command -v powerpc64le-linux-gnu-gcc >/dev/null; then
+		step "powerpc: KVM_BOOK3S_64=m, VFIO and iommufd built in"
+		ppc_kvm_symbols
+	else
+		fail "no powerpc64le-linux-gnu-gcc (make deps)"
+	fi
 
 	step "finished"
 	echo "check-series: $n patches, $failures failures"
