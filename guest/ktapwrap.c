@@ -3,13 +3,15 @@
  * ktapwrap - run test programs in the guest, nest their TAP output in one
  * KTAP stream and fail every test during which the kernel logged a report.
  *
- * Usage: ktapwrap [-k] [-x] [-t SECONDS] [-a ARGS] NAME=PROGRAM [NAME=PROGRAM ...]
+ * Usage: ktapwrap [-k] [-x] [-n] [-t SECONDS] [-a ARGS] NAME=PROGRAM [NAME=PROGRAM ...]
+ *        ktapwrap -B [-k]
  *
  * Each PROGRAM is run with its stdout on a pipe (stderr joins it).  Its lines
  * are forwarded indented by two spaces (a KTAP subtest).  Whenever a test
  * result line ("ok N ..." / "not ok N ...") of the program is seen, the new
  * records of /dev/kmsg are drained and matched against the report patterns
- * below (KASAN, lockdep, WARNING, BUG, refcount, kmemleak, ...).  A test
+ * of selftests/vm_file_lib/kmsg_report.h (KASAN, lockdep, WARNING, BUG,
+ * refcount, kmemleak, ...: the same as the suites' own oracle).  A test
  * during which a report appeared is printed as "not ok" with the report's
  * first line as the reason, and the report lines follow as diagnostics.
  * kselftest_harness.h line-buffers stdout and the harness prints a result
@@ -29,6 +31,16 @@
  * the programs after it are reported as skipped (a mutant is killed once one
  * test fails; no need to wait for the rest).
  *
+ * With -n the kernel log is read from now on: no kernel-log-at-start test
+ * (the log before was checked by someone else, e.g. a suite's own oracle).
+ * With -B only the log so far is checked, as the test kernel-log-at-boot
+ * (with -k after a kmemleak scan); no program runs.
+ *
+ * The programs of the vfio_kvm and iommufd_viommu suites do not need this
+ * wrapper (they check the kernel log themselves, see kmsg_oracle.h); the
+ * test guest uses it for boot and end-of-run checks and for programs that
+ * have no such oracle (the kernel's own iommufd suite, --extra programs).
+ *
  * The last line is "ktapwrap: N passed, N failed, N skipped".
  */
 #define _GNU_SOURCE
@@ -45,43 +57,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kmsg_report.h"
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-/*
- * A kernel report starts a log record with one of these (WARN and lockdep:
- * "WARNING: ...", KASAN and friends: "BUG: ...").  Matching only at the start
- * keeps informational lines such as "...: WARNING: See <url>" out.
- */
-static const char *const report_prefixes[] = {
-	"BUG:",
-	"WARNING:",
-	"Oops",
-	"kernel BUG at",
-	"general protection fault",
-	"Kernel panic",
-	"UBSAN:",
-	"KFENCE:",
-	"refcount_t:",
-	"unreferenced object",
-	"INFO: task",
-	"INFO: rcu",
-	"rcu: INFO:",
-	NULL,
-};
-
-/* ... and these anywhere in a record. */
-static const char *const report_substrings[] = {
-	"DEBUG_LOCKS_WARN_ON",
-	"suspected memory leak",
-	"blocked for more than",
-	"detected stall",
-	NULL,
-};
-
-/* Lines of one report kept as diagnostics (the trace is in the full log). */
-#define REPORT_LINES	40
-
-#define KMEMLEAK "/sys/kernel/debug/kmemleak"
 
 static int kmsg_fd = -1;
 static bool scan_kmemleak;
@@ -91,114 +70,28 @@ static unsigned int top_index;
 static char *prog_args[32];	/* -a ARGS, split at blanks */
 
 /* Reports drained but not yet charged to a test. */
-static char *pending;
-static size_t pending_len;
+static struct kmsg_reports pending;
 
-static bool is_report(const char *msg)
+/* Read every record that is in the kernel log now. */
+static void kmsg_drain_pending(void)
 {
-	int i;
-
-	for (i = 0; report_prefixes[i]; i++)
-		if (!strncmp(msg, report_prefixes[i],
-			     strlen(report_prefixes[i])))
-			return true;
-	for (i = 0; report_substrings[i]; i++)
-		if (strstr(msg, report_substrings[i]))
-			return true;
-	return false;
+	if (kmsg_fd >= 0)
+		kmsg_drain(kmsg_fd, &pending, NULL, NULL);
 }
 
-static void pending_add(const char *msg)
-{
-	size_t n = strlen(msg);
-
-	pending = realloc(pending, pending_len + n + 2);
-	if (!pending) {
-		perror("ktapwrap: realloc");
-		exit(1);
-	}
-	memcpy(pending + pending_len, msg, n);
-	pending_len += n;
-	pending[pending_len++] = '\n';
-	pending[pending_len] = '\0';
-}
-
-/*
- * Read every record that is in the kernel log now.  A report's first line
- * matches a pattern; the lines after it (call trace, "Freed by task", ...)
- * are kept with it until the next record that is not a continuation, so the
- * diagnostics show the whole report.
- */
-static void kmsg_drain(void)
-{
-	static int report_lines;	/* > 0: inside a report */
-	char rec[8192];
-
-	if (kmsg_fd < 0)
-		return;
-
-	for (;;) {
-		ssize_t n = read(kmsg_fd, rec, sizeof(rec) - 1);
-		char *msg, *nl;
-
-		if (n < 0) {
-			if (errno == EPIPE)	/* records overwritten: go on */
-				continue;
-			break;			/* EAGAIN: drained */
-		}
-		rec[n] = '\0';
-		/* "prio,seq,usec,flags;message\n key=value..." */
-		msg = strchr(rec, ';');
-		if (!msg)
-			continue;
-		msg++;
-		nl = strchr(msg, '\n');
-		if (nl)
-			*nl = '\0';
-
-		if (is_report(msg)) {
-			report_lines = REPORT_LINES;
-			pending_add(msg);
-		} else if (report_lines) {
-			/* A report ends at a separator or a blank record. */
-			if (!*msg || strstr(msg, "=========") ||
-			    strstr(msg, "---[ end trace")) {
-				report_lines = 0;
-				continue;
-			}
-			report_lines--;
-			pending_add(msg);
-		}
-	}
-}
-
+/* Print the pending reports as diagnostics and forget them. */
 static void print_pending(const char *indent)
 {
-	char *line = pending, *nl;
+	char prefix[16];
 
-	while (line && *line) {
-		nl = strchr(line, '\n');
-		if (nl)
-			*nl = '\0';
-		printf("%s# kmsg: %s\n", indent, line);
-		if (!nl)
-			break;
-		line = nl + 1;
-	}
-	free(pending);
-	pending = NULL;
-	pending_len = 0;
+	snprintf(prefix, sizeof(prefix), "%s# kmsg: ", indent);
+	kmsg_reports_print(&pending, stdout, prefix);
+	kmsg_reports_free(&pending);
 }
 
 static const char *first_report(char *buf, size_t len)
 {
-	size_t n = strcspn(pending, "\n");
-
-	if (n >= len)
-		n = len - 1;
-	memcpy(buf, pending, n);
-	buf[n] = '\0';
-	return buf;
+	return kmsg_reports_first(&pending, buf, len);
 }
 
 /* A result line of the program's own TAP: "ok N name" or "not ok N name". */
@@ -235,36 +128,19 @@ static bool directive(const char *line, const char *what)
  */
 static void kmemleak_scan(void)
 {
-	char buf[4096];
-	FILE *f;
-	int fd;
+	int ret;
 
-	if (!scan_kmemleak)
+	if (!scan_kmemleak || access(KMEMLEAK_PATH, F_OK))
 		return;
-	fd = open(KMEMLEAK, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	if (write(fd, "scan", 4) != 4)
-		printf("# ktapwrap: kmemleak scan: %s\n", strerror(errno));
-	close(fd);
-
-	f = fopen(KMEMLEAK, "re");
-	if (!f)
-		return;
-	while (fgets(buf, sizeof(buf), f)) {
-		buf[strcspn(buf, "\n")] = '\0';
-		if (pending_len < 64 * 1024)
-			pending_add(buf);
-	}
-	fclose(f);
-
-	fd = open(KMEMLEAK, O_WRONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		if (write(fd, "clear", 5) != 5)
-			printf("# ktapwrap: kmemleak clear: %s\n",
-			       strerror(errno));
-		close(fd);
-	}
+	ret = kmemleak_write("scan");
+	if (ret)
+		printf("# ktapwrap: kmemleak scan: %s\n", strerror(-ret));
+	ret = kmemleak_read(&pending);
+	if (ret)
+		printf("# ktapwrap: %s: %s\n", KMEMLEAK_PATH, strerror(-ret));
+	ret = kmemleak_write("clear");
+	if (ret)
+		printf("# ktapwrap: kmemleak clear: %s\n", strerror(-ret));
 }
 
 /* A test outside the programs' own: boot log, log after a program, ... */
@@ -272,9 +148,9 @@ static void log_test(const char *name)
 {
 	char reason[256];
 
-	kmsg_drain();
+	kmsg_drain_pending();
 	top_index++;
-	if (!pending) {
+	if (!pending.count) {
 		printf("ok %u %s\n", top_index, name);
 		passed++;
 		return;
@@ -306,7 +182,7 @@ static void run_program(const char *name, const char *path, int timeout)
 
 	printf("# selftests: %s\n", name);
 	fflush(stdout);
-	kmsg_drain();	/* reports from before the program are its own */
+	kmsg_drain_pending();	/* reports from before the program are its own */
 
 	if (pipe2(pipefd, O_CLOEXEC)) {
 		perror("ktapwrap: pipe");
@@ -352,8 +228,8 @@ static void run_program(const char *name, const char *path, int timeout)
 			continue;
 		}
 		tests++;
-		kmsg_drain();
-		if (pending) {
+		kmsg_drain_pending();
+		if (pending.count) {
 			char reason[256];
 
 			printf("  not ok %s # KERNEL LOG: %s\n", rest,
@@ -382,14 +258,14 @@ static void run_program(const char *name, const char *path, int timeout)
 	free(line);
 	waitpid(child, &status, 0);
 	child = 0;
-	kmsg_drain();
+	kmsg_drain_pending();
 	kmemleak_scan();
 
 	top_index++;
 	if (!tests) {
 		/* No TAP: the exit status is the only result. */
-		kmsg_drain();
-		if (pending) {
+		kmsg_drain_pending();
+		if (pending.count) {
 			char reason[256];
 
 			printf("not ok %u %s # KERNEL LOG: %s\n", top_index,
@@ -423,7 +299,7 @@ static void run_program(const char *name, const char *path, int timeout)
 	 * A program that dies or times out after reporting some tests has
 	 * failed in a way no test line shows: count that as a failure too.
 	 */
-	if (pending) {
+	if (pending.count) {
 		char reason[256];
 
 		printf("not ok %u %s # KERNEL LOG after its tests: %s\n",
@@ -447,8 +323,9 @@ static void run_program(const char *name, const char *path, int timeout)
 int main(int argc, char **argv)
 {
 	int timeout = 300, opt, i;
+	bool from_now = false, boot_only = false;
 
-	while ((opt = getopt(argc, argv, "kt:a:x")) != -1) {
+	while ((opt = getopt(argc, argv, "kt:a:xnB")) != -1) {
 		switch (opt) {
 		case 'a': {
 			char *word = strtok(optarg, " \t");
@@ -467,10 +344,17 @@ int main(int argc, char **argv)
 		case 't':
 			timeout = atoi(optarg);
 			break;
+		case 'n':
+			from_now = true;
+			break;
+		case 'B':
+			boot_only = true;
+			break;
 		default:
 			fprintf(stderr,
-				"usage: %s [-k] [-x] [-t SECONDS] [-a ARGS] NAME=PROGRAM...\n",
-				argv[0]);
+				"usage: %s [-k] [-x] [-n] [-t SECONDS] [-a ARGS] NAME=PROGRAM...\n"
+				"       %s -B [-k]\n",
+				argv[0], argv[0]);
 			return 2;
 		}
 	}
@@ -480,10 +364,19 @@ int main(int argc, char **argv)
 	if (kmsg_fd < 0)
 		printf("# ktapwrap: /dev/kmsg: %s: kernel log NOT scanned\n",
 		       strerror(errno));
+	else if (from_now && lseek(kmsg_fd, 0, SEEK_END) < 0)
+		printf("# ktapwrap: /dev/kmsg: seek: %s\n", strerror(errno));
 
 	printf("KTAP version 1\n");
-	printf("1..%d\n", argc - optind + 2);
-	log_test("kernel-log-at-start");
+	if (boot_only) {
+		printf("1..1\n");
+		kmemleak_scan();
+		log_test("kernel-log-at-boot");
+		return failed ? 1 : 0;
+	}
+	printf("1..%d\n", argc - optind + 1 + !from_now);
+	if (!from_now)
+		log_test("kernel-log-at-start");
 
 	for (i = optind; i < argc; i++) {
 		char *name = strdup(argv[i]), *eq = strchr(name, '=');

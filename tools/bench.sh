@@ -80,7 +80,14 @@ build_guest() {
 	step "building vfr_bench and the initramfs"
 	rm -rf "$ird"
 	mkdir -p "$ird"/{bin,proc,sys,dev,tmp}
-	gcc -static -O2 -Wall -Wextra -Werror -pthread \
+	# The series' uAPI names where the headers have them (as the suite's
+	# Makefile decides), else viommu_uapi.h's 7.3 fallback.
+	local -a have=()
+	grep -qs kvm_vm_fd "$CACHE/build-nodebug/usr/include/linux/iommufd.h" &&
+		have+=(-DHAVE_VIOMMU_KVM_VM_FD)
+	grep -qs MOCK_FLAGS_DEVICE_KVM_VM "$src/drivers/iommu/iommufd/iommufd_test.h" &&
+		have+=(-DHAVE_MOCK_DEVICE_KVM_VM)
+	gcc -static -O2 -Wall -Wextra -Werror -pthread ${have[@]+"${have[@]}"} \
 		-isystem "$CACHE/build-nodebug/usr/include" \
 		-I"$src/drivers/iommu/iommufd" -I"$REPO/selftests/iommufd_viommu" \
 		-o "$ird/bin/vfr_bench" "$REPO/tools/bench/vfr_bench.c"

@@ -3,11 +3,14 @@
 #
 # Everything CI checks, in one command (make check):
 #   1. series hygiene (tools/check-series.sh);
-#   2. the patched kernel: both suites and the kernel's own iommufd suite;
-#   3. the base kernel: both suites, each test's outcome as expected there
+#   2. each suite's config on x86_64 defconfig (tools/check-suites.sh);
+#      (1 and 2 in the background, beside 3 and 4: see below)
+#   3. the patched kernel: both suites and the kernel's own iommufd suite;
+#   4. the base kernel: both suites, each test's outcome as expected there
 #      (the expectations in each suite's README).
 # Every step runs even if an earlier one failed; the last line adds up the
-# test counts of 2 and 3: "N passed, N failed, N skipped".
+# test counts of 3 and 4 (a failed step 1 or 2 counts as one failure):
+# "N passed, N failed, N skipped".
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -30,20 +33,51 @@ count() {
 	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 }
 
-step "1/3 series hygiene (tools/check-series.sh)"
-"$REPO/tools/check-series.sh" 2>&1 | tee "$log.series" || status=1
-grep -q '^check-series: .* 0 failures$' "$log.series" || failed=$((failed + 1))
+# Steps 1 and 2 build on the host only; they run in the background,
+# niced, beside the kernel builds and guest runs of 3 and 4: a TCG guest
+# leaves about half of the CPU idle, and at nice 19 they take little from
+# the guest or the builds.  They get a cache of their own (the runner's is
+# locked by run_tests.sh) that shares the downloaded source, and their own
+# private apt state.
+resolve_source
+lane=$CACHE/lane-checks
+mkdir -p "$lane"
+ln -sfn "$CACHE/src" "$lane/src"
+ln -sfn "$CACHE/deb" "$lane/deb"
+step "1/4 and 2/4 in the background: series hygiene (tools/check-series.sh), suite configs (tools/check-suites.sh); logs $log.{series,suites}"
+(
+	export CACHE_DIR=$lane
+	nice -n 19 "$REPO/tools/check-series.sh" > "$log.series" 2>&1 || true
+	nice -n 19 "$REPO/tools/check-suites.sh" > "$log.suites" 2>&1 || true
+) &
+checks=$!
 
-step "2/3 patched kernel: vfio_kvm, iommufd_viommu and tools/testing/selftests/iommu"
+step "3/4 patched kernel: vfio_kvm, iommufd_viommu and tools/testing/selftests/iommu"
 "$REPO/run_tests.sh" --upstream-iommufd 2>&1 | tee "$log.patched" || status=1
 count "$log.patched"
 
-step "3/3 base kernel against the expectations in the suites' READMEs"
+# The base run checks the suites' expectations on 7.3 (that they fail
+# where 7.3 breaks a rule).  It leaves out vfio_kvm's vfio-pci variants on
+# the group path (type1 and /dev/iommu containers): their 360 orders each
+# take ~9 minutes of guest time apiece under TCG + KASAN, which CI cannot
+# afford twice; the patched run runs them all, and the mtty and mkvm
+# variants of the same paths run here.  (make base runs everything.)
+step "4/4 base kernel against the expectations in the suites' READMEs"
 "$REPO/run_tests.sh" --base --expect "$REPO/selftests/vfio_kvm/README" \
-	--expect "$REPO/selftests/iommufd_viommu/README" 2>&1 |
+	--expect "$REPO/selftests/iommufd_viommu/README" \
+	--args '-V group_pci -V compat_pci' 2>&1 |
 	tee "$log.base" || status=1
 count "$log.base"
 
-step "check: done (logs: $log.{series,patched,base})"
+step "waiting for 1/4 and 2/4"
+wait "$checks"
+step "1/4 series hygiene (tools/check-series.sh)"
+cat "$log.series"
+grep -q '^check-series: .* 0 failures$' "$log.series" || { failed=$((failed + 1)); status=1; }
+step "2/4 suite configs on defconfig (tools/check-suites.sh)"
+cat "$log.suites"
+grep -q '^check-suites: .* 0 failures$' "$log.suites" || { failed=$((failed + 1)); status=1; }
+
+step "check: done (logs: $log.{series,suites,patched,base})"
 echo "$passed passed, $failed failed, $skipped skipped"
 exit $status

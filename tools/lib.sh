@@ -79,8 +79,10 @@ fetch_debian_source() {
 
 	apt_private apt "deb [signed-by=$KEYRING] $MIRROR $APT_SUITE main"
 	ver=$(apt-cache "${APTOPTS[@]}" show "$PKG" 2>/dev/null |
-		sed -n 's/^Version: //p' | sort -V | tail -n 1)
-	[ -n "$ver" ] || die "$PKG not found in $APT_SUITE"
+		sed -n 's/^Version: //p' |
+		awk -v v="${BASE_VERSION:-}" 'v == "" || index($0, v "-") == 1' |
+		sort -V | tail -n 1)
+	[ -n "$ver" ] || die "$PKG ${BASE_VERSION:-} not found in $APT_SUITE"
 	SRC_VERSION="$PKG $ver"
 	SRC=$CACHE/src/$PKG-$ver
 	[ -e "$SRC/.complete" ] && return
@@ -89,7 +91,7 @@ fetch_debian_source() {
 	if [ -z "$deb" ]; then
 		step "downloading $PKG $ver"
 		(cd "$CACHE/deb" && apt-get -qq "${APTOPTS[@]}" download "$PKG=$ver")
-		deb=$(ls "$CACHE/deb/${PKG}_"*.deb | head -n 1)
+		deb=$(ls "$CACHE/deb/${PKG}_${ver//:/%3a}_"*.deb | head -n 1)
 	fi
 	step "unpacking $(basename "$deb")"
 	rm -rf "$SRC" "$CACHE/src/tmp"
@@ -140,27 +142,61 @@ resolve_source() {
 		make -s -C "$ksrc" kernelversion))"
 }
 
-# The series, in order: linux/series if present, else linux/[0-9]*.patch
-# without the cover letter.  Fills the array SERIES.
-read_series() {
-	local p
-	SERIES=()
-	if [ -f "$REPO/linux/series" ]; then
+# The patches of one directory, in order: DIR/series if present, else
+# DIR/[0-9]*.patch without the cover letter.  Appends them to SERIES.
+read_patch_dir() {
+	local dir=$1 p
+
+	if [ -f "$dir/series" ]; then
 		while read -r p; do
 			case $p in ''|'#'*) continue ;; esac
-			SERIES+=("$REPO/linux/$p")
-		done < "$REPO/linux/series"
-	else
-		for p in "$REPO"/linux/[0-9]*.patch; do
-			case ${p##*/} in 0000-*) continue ;; esac
-			[ -e "$p" ] && SERIES+=("$p")
-		done
+			SERIES+=("$dir/$p")
+		done < "$dir/series"
+		return
 	fi
+	for p in "$dir"/[0-9]*.patch; do
+		case ${p##*/} in 0000-*) continue ;; esac
+		[ ! -e "$p" ] || SERIES+=("$p")
+	done
+}
+
+# What the patched kernel is built from, in order (SERIES): the fixes of 7.3
+# bugs (linux/fixes/, their own short series), the series (linux/) and the
+# test-only patches (linux/test-only/: hooks the suites use where present,
+# not meant for merging).  SERIES_PARTS says how many of each.
+read_series() {
+	local n0 n1
+	SERIES=()
+	read_patch_dir "$REPO/linux/fixes"
+	n0=${#SERIES[@]}
+	read_patch_dir "$REPO/linux"
+	n1=${#SERIES[@]}
+	read_patch_dir "$REPO/linux/test-only"
+	SERIES_PARTS="$n0 fixes, $((n1 - n0)) series, $((${#SERIES[@]} - n1)) test-only"
 }
 
 # Files a patch touches (new names of renames), one per line.
 patch_files() {
 	git apply --numstat "$1" | cut -f3- | sed 's/.* => //'
+}
+
+# link_tree SRC TREE [PATCH...]: TREE becomes a copy of SRC made of hard
+# links (seconds, no disk space, where a full copy of the 1.8 GB source
+# takes minutes), with real copies of the files the patches touch, so that
+# applying them leaves SRC alone.  Whoever writes into TREE afterwards
+# must replace files (cp --remove-destination, git apply), never write
+# into them.
+link_tree() {
+	local src=$1 tree=$2 p f
+
+	shift 2
+	rm -rf "$tree"
+	cp -al "$src" "$tree"
+	for p in "$@"; do
+		patch_files "$p"
+	done | sort -u | while read -r f; do
+		[ ! -e "$tree/$f" ] || cp --remove-destination "$src/$f" "$tree/$f"
+	done
 }
 
 # Checks of a patched tree that need no build (used by check-series and the
@@ -175,4 +211,47 @@ static_checks() {
 		echo "$hits"
 		return 1
 	fi
+}
+
+# The CONFIG_ lines of the config fragments "$@", the last one of each
+# symbol winning, in order of first appearance.
+config_fragment_lines() {
+	cat "$@" | awk '
+	/^CONFIG_[A-Za-z0-9_]+=/ { sym = $0; sub(/=.*/, "", sym) }
+	/^# CONFIG_[A-Za-z0-9_]+ is not set/ { sym = $2 }
+	sym != "" { if (!(sym in line)) order[n++] = sym; line[sym] = $0; sym = "" }
+	END { for (i = 0; i < n; i++) print line[order[i]] }'
+}
+
+# config_survived CONFIG TREE FRAGMENT...: every line of the fragments is in
+# CONFIG (a .config after olddefconfig; Kconfig silently drops options with
+# unmet dependencies).  Prints each line that did not survive and returns 1.
+# A symbol that TREE's Kconfig does not know is reported and ignored; the
+# count of those is left in CONFIG_UNKNOWN.
+config_survived() {
+	local config=$1 tree=$2 bad=0 line sym want have
+
+	shift 2
+	CONFIG_UNKNOWN=0
+	while IFS= read -r line; do
+		case $line in
+		CONFIG_*=*) sym=${line%%=*}; want=$line ;;
+		'# CONFIG_'*' is not set') sym=${line#\# }; sym=${sym%% *}; want=n ;;
+		*) continue ;;
+		esac
+		have=$(grep -E "^$sym=|^# $sym is not set" "$config" || true)
+		if [ "$want" = n ]; then
+			case $have in ''|'# '*) continue ;; esac
+		elif [ "$have" = "$want" ]; then
+			continue
+		fi
+		if ! grep -rqsE "^(menu)?config ${sym#CONFIG_}\$" --include='Kconfig*' "$tree"; then
+			echo "  ($sym: not in this tree's Kconfig)"
+			CONFIG_UNKNOWN=$((CONFIG_UNKNOWN + 1))
+			continue
+		fi
+		echo "  config: want '$want', have '${have:-absent}'" >&2
+		bad=1
+	done < <(config_fragment_lines "$@")
+	return $bad
 }

@@ -24,8 +24,9 @@ mutants=("$@")
 
 # What a result depends on: the series, the suites, the runner, the mutant.
 key() {
+	read_series
 	{
-		cat "$REPO"/linux/*.patch "$1"
+		cat "${SERIES[@]}" "$1"
 		find "$REPO/selftests" "$REPO/guest" -type f | sort | xargs cat
 		cat "$REPO/run_tests.sh" "$REPO/config"
 	} | sha256sum | cut -c1-16

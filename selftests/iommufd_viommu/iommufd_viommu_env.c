@@ -190,4 +190,35 @@ TEST_F(iommufd_mock, viommu_no_hwpt)
 			      IOMMU_VIOMMU_TYPE_SELFTEST);
 }
 
+/* --------------------------------------------------------------- presence */
+
+/*
+ * What the suite's other tests need, one test each, so that a missing piece
+ * cannot hide behind their SKIPs: absent is "not checkable here" (SKIP)
+ * unless $VFIO_KVM_REQUIRE names it (the kernel was built to have it: FAIL);
+ * there but not working always FAILs.
+ */
+FIXTURE(presence)
+{
+};
+
+FIXTURE_SETUP(presence)
+{
+}
+
+FIXTURE_TEARDOWN(presence)
+{
+}
+
+/* Rule: failslab and fail-nth are there and writable (iommufd_viommu_fail_nth). */
+TEST_F(presence, failslab)
+{
+	const char *why = fail_nth_setup();
+
+	if (!why)
+		return;
+	ASSERT_NE(0, strncmp(why, "FAIL", 4)) TH_LOG("%s", why);
+	feature_absent("failslab", why);
+}
+
 TEST_HARNESS_MAIN

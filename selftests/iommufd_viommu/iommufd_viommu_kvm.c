@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * IOMMU_VIOMMU_ALLOC with a KVM VM fd (docs/kernel-behaviour.md "iommufd uAPI
- * additions"): the flag and the fd, every kind of bad fd, a VM fd from another
- * process, the device's VM against the named one, the struct sizes old and new,
- * unknown flags and reserved bits, the order of the checks, and the VM kept
- * alive by a vIOMMU after every fd of it is closed.
+ * A device's VM and IOMMU_VIOMMU_ALLOC with a KVM VM fd (docs/kernel-behaviour.md
+ * "iommufd uAPI additions"; series v2): a mock device gets its VM when it is
+ * created (MOCK_FLAGS_DEVICE_KVM_VM, as VFIO binds a device with its VM) and
+ * never changes it; a vIOMMU always holds its device's VM; the flag makes
+ * kvm_vm_fd an assertion that must name that VM: EBADF (not an open fd),
+ * EBADFD (the device has a VM, the fd is not a VM), EINVAL (the device has
+ * no VM, or the fd is another VM). Also: a VM fd from another process, the
+ * struct sizes old and new, unknown flags and reserved bits, the order of
+ * the checks, and the VM kept alive by the device and the vIOMMU after
+ * every fd of it is closed.
  *
  * What a vIOMMU or an idev holds is read back with the mock's
  * IOMMU_TEST_OP_VM_CHECK; VM lifetime is seen through KVM's uevents and the
@@ -17,9 +22,9 @@
 /* ------------------------------------------------- feature presence */
 
 /*
- * No SKIP on the base kernel here: these two say whether the series' uAPI is
- * there at all, so that the feature disappearing cannot hide behind the
- * SKIPs of every other test (they skip when it is absent).
+ * Whether the series' uAPI and its mock hook are there at all, so that the
+ * feature disappearing cannot hide behind the SKIPs of every other test
+ * (they skip when it is absent).
  */
 FIXTURE(viommu_uapi)
 {
@@ -28,7 +33,7 @@ FIXTURE(viommu_uapi)
 
 FIXTURE_SETUP(viommu_uapi)
 {
-	iommufd_mock_open_or_skip(self->fd);
+	iommufd_open_or_skip(self->fd);
 }
 
 FIXTURE_TEARDOWN(viommu_uapi)
@@ -39,7 +44,8 @@ FIXTURE_TEARDOWN(viommu_uapi)
 /*
  * Rule: IOMMU_VIOMMU_ALLOC knows IOMMU_VIOMMU_ALLOC_KVM_VM_FD: with the flag
  * and dev_id 0 it gets past the flags check to the device lookup (ENOENT).
- * Fails on a kernel that refuses the flag (EOPNOTSUPP: 7.3).
+ * Fails on a kernel that refuses the flag (EOPNOTSUPP: 7.3). No SKIP: this
+ * is the feature itself, not a test hook.
  */
 TEST_F(viommu_uapi, kvm_flag_known)
 {
@@ -50,13 +56,25 @@ TEST_F(viommu_uapi, kvm_flag_known)
 
 /*
  * Rule: the mock has IOMMU_TEST_OP_VM_CHECK: id 0 is ENOENT, not an unknown
- * op (EOPNOTSUPP: 7.3).
+ * op. It is a test hook (CONFIG_IOMMUFD_TEST): absent (no mock, or
+ * EOPNOTSUPP: 7.3) means "not checkable here" (SKIP) unless
+ * $VFIO_KVM_REQUIRE names mock-vm-ops (the kernel was built to have it:
+ * FAIL); any other answer is a broken hook (FAIL).
  */
 TEST_F(viommu_uapi, mock_vm_ops_known)
 {
-	ASSERT_EQ(1, mock_vm_ops_supported(self->fd))
-		TH_LOG("IOMMU_TEST_OP_VM_CHECK(0): %s, expected ENOENT",
+	int ret = iommufd_test_available(self->fd);
+
+	ASSERT_LE(0, ret) TH_LOG("IOMMU_TEST_CMD probe: %s", strerror(errno));
+	if (!ret)
+		feature_absent("mock-vm-ops", "no iommufd mock (CONFIG_IOMMUFD_TEST)");
+	ret = mock_vm_ops_supported(self->fd);
+	ASSERT_LE(0, ret)
+		TH_LOG("IOMMU_TEST_OP_VM_CHECK(0): %s, expected ENOENT (or EOPNOTSUPP: absent)",
 		       strerror(errno));
+	if (!ret)
+		feature_absent("mock-vm-ops",
+			       "the iommufd mock answers IOMMU_TEST_OP_VM_CHECK with EOPNOTSUPP");
 }
 
 /* --------------------------------------------------------- the fixture */
@@ -77,8 +95,9 @@ TEST_F(viommu_uapi, mock_vm_ops_known)
 	})
 
 /*
- * A VM ("A", watched), an IOAS, a mock device (no VM of its own unless a
- * test gives it one) and a nest-parent HWPT for vIOMMUs.
+ * A VM ("A", watched), an IOAS, a mock device bound with VM A (idev_id, as
+ * VFIO binds a device with its VM), a mock device bound with none
+ * (none_idev_id) and a nest-parent HWPT for vIOMMUs.
  */
 FIXTURE(viommu_kvm)
 {
@@ -89,16 +108,23 @@ FIXTURE(viommu_kvm)
 	struct vm_watch vm;
 	__u32 ioas_id;
 	__u32 stdev_id;
-	__u32 hwpt_id;
+	__u32 hwpt_id;		/* the VM-less device's automatic domain */
 	__u32 idev_id;
+	__u32 none_stdev_id;
+	__u32 none_idev_id;
 	__u32 parent_id;
 };
 
 FIXTURE_SETUP(viommu_kvm)
 {
 	viommu_kvm_open_vm(self);
-	test_mock_nest_parent(&self->ioas_id, &self->stdev_id, &self->hwpt_id,
-			      &self->idev_id, &self->parent_id);
+	test_ioctl_ioas_alloc(&self->ioas_id);
+	test_cmd_mock_domain_vm(self->ioas_id, self->vm_fd, &self->stdev_id,
+				&self->idev_id);
+	test_cmd_mock_domain(self->ioas_id, &self->none_stdev_id,
+			     &self->hwpt_id, &self->none_idev_id);
+	test_cmd_hwpt_alloc(self->idev_id, self->ioas_id,
+			    IOMMU_HWPT_ALLOC_NEST_PARENT, &self->parent_id);
 }
 
 /*
@@ -117,11 +143,24 @@ FIXTURE_TEARDOWN(viommu_kvm)
 	test_vm_create_watched(self->kvm_fd, &self->log, 1, w, vm_fd)
 
 /*
- * Rule: the flag names the VM: the vIOMMU holds exactly the VM of kvm_vm_fd
- * (VM_CHECK SAME; OTHER against another VM). Fails if the fd is ignored
- * (NONE) or another VM is taken.
+ * Rule: a mock device made with MOCK_FLAGS_DEVICE_KVM_VM holds the VM of
+ * kvm_vm_fd from its creation (VM_CHECK SAME, OTHER against another VM and
+ * against -1); one made without holds none. Fails if the device's VM is
+ * not taken at creation.
  */
-TEST_F(viommu_kvm, flag_present)
+TEST_F(viommu_kvm, device_vm_at_creation)
+{
+	test_cmd_vm_check(self->idev_id, self->vm_fd, MOCK_VM_SAME);
+	test_cmd_vm_check(self->idev_id, -1, MOCK_VM_OTHER);
+	test_cmd_vm_check(self->none_idev_id, self->vm_fd, MOCK_VM_NONE);
+}
+
+/*
+ * Rule: with the flag naming the device's VM the vIOMMU is made and holds
+ * that VM (SAME; OTHER against another VM). Fails if the matching VM is
+ * refused or not held.
+ */
+TEST_F(viommu_kvm, flag_names_device_vm)
 {
 	struct vm_watch wb;
 	__u32 viommu_id;
@@ -130,80 +169,96 @@ TEST_F(viommu_kvm, flag_present)
 	create_vm_b(&vm_b, &wb);
 	test_cmd_viommu_alloc_kvm(self->idev_id, self->parent_id, self->vm_fd,
 				  &viommu_id);
-	test_cmd_vm_check(viommu_id, self->vm_fd, TEST_VM_SAME);
-	test_cmd_vm_check(viommu_id, vm_b, TEST_VM_OTHER);
-	test_cmd_vm_check(viommu_id, -1, TEST_VM_OTHER);
+	test_cmd_vm_check(viommu_id, self->vm_fd, MOCK_VM_SAME);
+	test_cmd_vm_check(viommu_id, vm_b, MOCK_VM_OTHER);
 	close_fd(&vm_b);
 	vm_assert_destroyed(&self->log, &wb, "VM B, never used");
 }
 
 /*
- * Rule: without the flag kvm_vm_fd is ignored, whatever it holds (here a VM
- * fd, then garbage); the vIOMMU takes the device's VM, none here (NONE).
- * Fails if the field is read without the flag.
+ * Rule: "the device's VM" is the VM file, not the fd number: a dup() of
+ * the VM fd names it too. Fails if fd numbers are compared.
  */
-TEST_F(viommu_kvm, flag_absent_ignores_fd)
+TEST_F(viommu_kvm, flag_names_device_vm_by_dup)
 {
-	__u32 viommu_id[2];
+	int dup_fd = dup(self->vm_fd);
+	__u32 viommu_id;
 
-	test_cmd_viommu_alloc_vm(self->idev_id, self->parent_id, 0, self->vm_fd,
-				 &viommu_id[0]);
-	test_cmd_vm_check(viommu_id[0], self->vm_fd, TEST_VM_NONE);
-	test_cmd_viommu_alloc_vm(self->idev_id, self->parent_id, 0, -12345,
-				 &viommu_id[1]);
-	test_cmd_vm_check(viommu_id[1], -1, TEST_VM_NONE);
+	ASSERT_LE(0, dup_fd);
+	test_cmd_viommu_alloc_kvm(self->idev_id, self->parent_id, dup_fd,
+				  &viommu_id);
+	test_cmd_vm_check(viommu_id, self->vm_fd, MOCK_VM_SAME);
+	close_fd(&dup_fd);
 }
 
 /*
- * Rule: without the flag the vIOMMU takes the idev's VM (set with
- * DEV_SET_VM, as VFIO does at bind). Fails if it takes none.
+ * Rule: without the flag kvm_vm_fd is not read, whatever it holds (here
+ * another VM, then garbage): the vIOMMU takes the device's VM. Fails if
+ * the field is read without the flag.
+ */
+TEST_F(viommu_kvm, flag_absent_ignores_fd)
+{
+	struct vm_watch wb;
+	__u32 viommu_id[2];
+	int vm_b = -1;
+
+	create_vm_b(&vm_b, &wb);
+	test_cmd_viommu_alloc_vm(self->idev_id, self->parent_id, 0, vm_b,
+				 &viommu_id[0]);
+	test_cmd_vm_check(viommu_id[0], self->vm_fd, MOCK_VM_SAME);
+	test_cmd_viommu_alloc_vm(self->idev_id, self->parent_id, 0, -12345,
+				 &viommu_id[1]);
+	test_cmd_vm_check(viommu_id[1], self->vm_fd, MOCK_VM_SAME);
+	close_fd(&vm_b);
+	vm_assert_destroyed(&self->log, &wb, "VM B, ignored without the flag");
+}
+
+/*
+ * Rule: without the flag the vIOMMU takes its device's VM: A for the
+ * device bound with A. Fails if it takes none.
  */
 TEST_F(viommu_kvm, flag_absent_takes_device_vm)
 {
 	__u32 viommu_id;
 
-	test_cmd_dev_set_vm(self->idev_id, self->vm_fd);
 	test_cmd_viommu_alloc_vm(self->idev_id, self->parent_id, 0, -1,
 				 &viommu_id);
-	test_cmd_vm_check(viommu_id, self->vm_fd, TEST_VM_SAME);
+	test_cmd_vm_check(viommu_id, self->vm_fd, MOCK_VM_SAME);
 }
 
 /*
- * Rule: the vIOMMU's VM is its own reference: clearing the device's VM
- * afterwards leaves the vIOMMU (made without the flag) with it. Fails if
- * the vIOMMU only borrowed the idev's pointer.
+ * Rule: without the flag a vIOMMU of a device without a VM holds none
+ * (NONE), even with a VM fd in kvm_vm_fd. Fails if a VM is invented.
  */
-TEST_F(viommu_kvm, flag_absent_vm_is_own_reference)
+TEST_F(viommu_kvm, flag_absent_device_without_vm)
 {
 	__u32 viommu_id;
 
-	test_cmd_dev_set_vm(self->idev_id, self->vm_fd);
-	test_cmd_viommu_alloc_vm(self->idev_id, self->parent_id, 0, -1,
-				 &viommu_id);
-	test_cmd_dev_set_vm(self->idev_id, -1);
-	test_cmd_vm_check(self->idev_id, self->vm_fd, TEST_VM_NONE);
-	test_cmd_vm_check(viommu_id, self->vm_fd, TEST_VM_SAME);
+	test_cmd_viommu_alloc_vm(self->none_idev_id, self->parent_id, 0,
+				 self->vm_fd, &viommu_id);
+	test_cmd_vm_check(viommu_id, self->vm_fd, MOCK_VM_NONE);
 }
 
 /*
- * Rule: the device's VM and kvm_vm_fd agree: the vIOMMU is made and holds
- * that VM. Fails if the same VM is refused.
+ * Rule: the vIOMMU's VM is its own reference: with its device destroyed
+ * (the idev's reference dropped) the vIOMMU still holds the VM. Fails if
+ * the vIOMMU only borrowed the idev's file.
  */
-TEST_F(viommu_kvm, vm_matched)
+TEST_F(viommu_kvm, viommu_vm_is_own_reference)
 {
 	__u32 viommu_id;
 
-	test_cmd_dev_set_vm(self->idev_id, self->vm_fd);
-	test_cmd_viommu_alloc_kvm(self->idev_id, self->parent_id, self->vm_fd,
-				  &viommu_id);
-	test_cmd_vm_check(viommu_id, self->vm_fd, TEST_VM_SAME);
-	test_cmd_vm_check(self->idev_id, self->vm_fd, TEST_VM_SAME);
+	test_cmd_viommu_alloc_vm(self->idev_id, self->parent_id, 0, -1,
+				 &viommu_id);
+	test_ioctl_destroy(self->stdev_id);
+	test_err_vm_check(ENOENT, self->idev_id, self->vm_fd);
+	test_cmd_vm_check(viommu_id, self->vm_fd, MOCK_VM_SAME);
 }
 
 /*
- * Rule (the headline): the device is VM A's, kvm_vm_fd names VM B: EXDEV,
- * no vIOMMU, the device keeps A, and the reference taken on B is dropped
- * (B dies when its fd closes). Fails if VMs are mixed, or B leaks.
+ * Rule (the headline): the device is VM A's, kvm_vm_fd names VM B: EINVAL,
+ * no vIOMMU, the device keeps A, and no reference on B is left (B dies
+ * when its fd closes). Fails if VMs are mixed, or B leaks.
  */
 TEST_F(viommu_kvm, vm_mismatched)
 {
@@ -211,28 +266,24 @@ TEST_F(viommu_kvm, vm_mismatched)
 	int vm_b = -1;
 
 	create_vm_b(&vm_b, &wb);
-	test_cmd_dev_set_vm(self->idev_id, self->vm_fd);
-	test_err_viommu_alloc_kvm(EXDEV, self->idev_id, self->parent_id, vm_b);
-	test_cmd_vm_check(self->idev_id, self->vm_fd, TEST_VM_SAME);
+	test_err_viommu_alloc_kvm(EINVAL, self->idev_id, self->parent_id, vm_b);
+	test_cmd_vm_check(self->idev_id, self->vm_fd, MOCK_VM_SAME);
 	/* Nothing was made: the parent has no vIOMMU pinning it. */
 	test_ioctl_destroy(self->parent_id);
 	close_fd(&vm_b);
-	vm_assert_destroyed(&self->log, &wb, "VM B after EXDEV");
+	vm_assert_destroyed(&self->log, &wb, "VM B after EINVAL");
 }
 
 /*
- * Rule: a device with no VM agrees with any named VM: the vIOMMU holds it.
- * Fails if the flag requires a device VM.
+ * Rule: a device without a VM has none to name: the flag with a VM fd is
+ * EINVAL (v1 let the named VM in), and nothing is made. Fails if a
+ * VM-less device gets a VM-bound vIOMMU.
  */
-TEST_F(viommu_kvm, device_without_vm)
+TEST_F(viommu_kvm, device_without_vm_refuses_flag)
 {
-	__u32 viommu_id;
-
-	test_cmd_vm_check(self->idev_id, self->vm_fd, TEST_VM_NONE);
-	test_cmd_viommu_alloc_kvm(self->idev_id, self->parent_id, self->vm_fd,
-				  &viommu_id);
-	test_cmd_vm_check(viommu_id, self->vm_fd, TEST_VM_SAME);
-	test_cmd_vm_check(self->idev_id, self->vm_fd, TEST_VM_NONE);
+	test_err_viommu_alloc_kvm(EINVAL, self->none_idev_id, self->parent_id,
+				  self->vm_fd);
+	test_ioctl_destroy(self->parent_id);
 }
 
 /* --------------------------------------------------- sizes, flags, order */
@@ -262,13 +313,12 @@ TEST_F(viommu_kvm, size_7_3)
 	struct iommu_viommu_alloc_kvm cmd = viommu_req(0, 0);
 	__u32 viommu_id;
 
-	test_cmd_dev_set_vm(self->idev_id, self->vm_fd);
 	ASSERT_EQ(0, _test_cmd_viommu_alloc_sized(self->fd, &cmd,
 						  VIOMMU_ALLOC_SIZE_7_3, 0,
 						  &viommu_id))
 		TH_LOG("IOMMU_VIOMMU_ALLOC(size %d): %s", VIOMMU_ALLOC_SIZE_7_3,
 		       strerror(errno));
-	test_cmd_vm_check(viommu_id, self->vm_fd, TEST_VM_SAME);
+	test_cmd_vm_check(viommu_id, self->vm_fd, MOCK_VM_SAME);
 }
 
 /*
@@ -283,7 +333,7 @@ TEST_F(viommu_kvm, size_minimum)
 	ASSERT_EQ(0, _test_cmd_viommu_alloc_sized(self->fd, &cmd, 32, 0,
 						  &viommu_id))
 		TH_LOG("IOMMU_VIOMMU_ALLOC(size 32): %s", strerror(errno));
-	test_cmd_vm_check(viommu_id, self->vm_fd, TEST_VM_NONE);
+	test_cmd_vm_check(viommu_id, self->vm_fd, MOCK_VM_SAME);
 	cmd = viommu_req(0, 0);
 	ASSERT_EQ(0, _test_cmd_viommu_alloc_sized(self->fd, &cmd,
 						  VIOMMU_ALLOC_SIZE_MIN, 0,
@@ -303,14 +353,14 @@ TEST_F(viommu_kvm, size_minimum)
 TEST_F(viommu_kvm, size_larger_zero_tail)
 {
 	struct iommu_viommu_alloc_kvm cmd =
-		viommu_req(VIOMMU_ALLOC_KVM_VM_FD, self->vm_fd);
+		viommu_req(IOMMU_VIOMMU_ALLOC_KVM_VM_FD, self->vm_fd);
 	__u32 viommu_id;
 
 	ASSERT_EQ(0, _test_cmd_viommu_alloc_sized(self->fd, &cmd, 128, 0,
 						  &viommu_id))
 		TH_LOG("IOMMU_VIOMMU_ALLOC(size 128, zero tail): %s",
 		       strerror(errno));
-	test_cmd_vm_check(viommu_id, self->vm_fd, TEST_VM_SAME);
+	test_cmd_vm_check(viommu_id, self->vm_fd, MOCK_VM_SAME);
 }
 
 /*
@@ -321,11 +371,11 @@ TEST_F(viommu_kvm, size_larger_zero_tail)
 TEST_F(viommu_kvm, size_larger_nonzero_tail)
 {
 	struct iommu_viommu_alloc_kvm cmd =
-		viommu_req(VIOMMU_ALLOC_KVM_VM_FD, self->vm_fd);
+		viommu_req(IOMMU_VIOMMU_ALLOC_KVM_VM_FD, self->vm_fd);
 
 	EXPECT_ERRNO(E2BIG, _test_cmd_viommu_alloc_sized(self->fd, &cmd,
 					VIOMMU_ALLOC_SIZE_KVM + 8, 0xff, NULL));
-	cmd = viommu_req(VIOMMU_ALLOC_KVM_VM_FD, self->vm_fd);
+	cmd = viommu_req(IOMMU_VIOMMU_ALLOC_KVM_VM_FD, self->vm_fd);
 	EXPECT_ERRNO(E2BIG, _test_cmd_viommu_alloc_sized(self->fd, &cmd,
 					VIOMMU_ALLOC_SIZE_KVM + 1, 1, NULL));
 	/* Nothing holds the parent. */
@@ -340,7 +390,7 @@ TEST_F(viommu_kvm, size_larger_nonzero_tail)
 TEST_F(viommu_kvm, unknown_flags)
 {
 	static const __u32 bad[] = { 1U << 1, 1U << 31, ~0U,
-				     VIOMMU_ALLOC_KVM_VM_FD | 1U << 1 };
+				     IOMMU_VIOMMU_ALLOC_KVM_VM_FD | 1U << 1 };
 	unsigned int i;
 
 	for (i = 0; i < ARRAY_SIZE(bad); i++)
@@ -356,7 +406,7 @@ TEST_F(viommu_kvm, unknown_flags)
 TEST_F(viommu_kvm, reserved2_nonzero)
 {
 	struct iommu_viommu_alloc_kvm cmd =
-		viommu_req(VIOMMU_ALLOC_KVM_VM_FD, self->vm_fd);
+		viommu_req(IOMMU_VIOMMU_ALLOC_KVM_VM_FD, self->vm_fd);
 
 	cmd.__reserved2 = 1;
 	test_err_viommu_req(EOPNOTSUPP, &cmd);
@@ -369,26 +419,39 @@ TEST_F(viommu_kvm, reserved2_nonzero)
 /*
  * Rule: the order of checks (docs/kernel-behaviour.md): flags/__reserved2
  * before the device (EOPNOTSUPP, not ENOENT), the device and the HWPT before
- * the VM fd (ENOENT, EINVAL, not EBADF). Fails if the checks are reordered.
+ * the VM fd (ENOENT, EINVAL, not EBADF); then of kvm_vm_fd: an open fd
+ * (EBADF) before "the device has a VM" (EINVAL) before "it is a VM"
+ * (EBADFD) before "it is the device's VM" (EINVAL). Fails if the checks
+ * are reordered.
  */
 TEST_F(viommu_kvm, check_order)
 {
 	struct iommu_viommu_alloc_kvm cmd = viommu_req(1U << 1, -1);
+	int efd;
 
 	cmd.dev_id = 0;
 	test_err_viommu_req(EOPNOTSUPP, &cmd);
-	cmd = viommu_req(VIOMMU_ALLOC_KVM_VM_FD, -1);
+	cmd = viommu_req(IOMMU_VIOMMU_ALLOC_KVM_VM_FD, -1);
 	cmd.dev_id = 0;
 	cmd.__reserved2 = 1;
 	test_err_viommu_req(EOPNOTSUPP, &cmd);
 	/* unknown device with a bad VM fd */
 	test_err_viommu_alloc_kvm(ENOENT, 0, self->parent_id, -1);
-	/* not a nest parent (the mock domain's HWPT) with a bad VM fd */
+	/* not a nest parent (an automatic domain) with a bad VM fd */
 	test_err_viommu_alloc_kvm(EINVAL, self->idev_id, self->hwpt_id, -1);
 	/* type DEFAULT with the flag and a good fd: EOPNOTSUPP as before */
-	cmd = viommu_req(VIOMMU_ALLOC_KVM_VM_FD, self->vm_fd);
+	cmd = viommu_req(IOMMU_VIOMMU_ALLOC_KVM_VM_FD, self->vm_fd);
 	cmd.type = IOMMU_VIOMMU_TYPE_DEFAULT;
 	test_err_viommu_req(EOPNOTSUPP, &cmd);
+	/* a device without a VM: a closed fd is EBADF, an open one EINVAL */
+	test_err_viommu_alloc_kvm(EBADF, self->none_idev_id, self->parent_id, -1);
+	efd = eventfd(0, EFD_CLOEXEC);
+	ASSERT_LE(0, efd);
+	test_err_viommu_alloc_kvm(EINVAL, self->none_idev_id, self->parent_id,
+				  efd);
+	/* a device with a VM: not a VM is EBADFD */
+	test_err_viommu_alloc_kvm(EBADFD, self->idev_id, self->parent_id, efd);
+	close_fd(&efd);
 }
 
 /* ------------------------------------------------ a VM from elsewhere */
@@ -421,10 +484,10 @@ static void child_send_vm(int sock)
 
 /*
  * Rule: a VM fd received over a UNIX socket from another process (which
- * created the VM and exited) is a VM fd like any other: DEV_SET_VM, a
- * vIOMMU with the flag and VM_CHECK accept it; mixing it with the test's
- * own VM is EXDEV; and it dies exactly once when the last holder goes.
- * Fails if "is a VM" depends on the creating process.
+ * created the VM and exited) is a VM fd like any other: a device bound with
+ * it holds it, a vIOMMU with the flag naming it is made, naming the test's
+ * own VM instead is EINVAL; and it dies exactly once when the last holder
+ * goes. Fails if "is a VM" depends on the creating process.
  */
 TEST_F(viommu_kvm, vm_fd_from_other_process)
 {
@@ -432,7 +495,7 @@ TEST_F(viommu_kvm, vm_fd_from_other_process)
 	struct kvm_vm_id id;
 	struct vm_msg msg;
 	int sv[2], status, vm_fd, sock;
-	__u32 viommu_id;
+	__u32 viommu_id, stdev_id, idev_id;
 	pid_t child;
 
 	/* The child's VM is not "ours" for self->log: its own socket. */
@@ -442,14 +505,15 @@ TEST_F(viommu_kvm, vm_fd_from_other_process)
 	child = fork();
 	ASSERT_LE(0, child);
 	if (!child) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		close(sv[0]);
 		child_send_vm(sv[1]);
 	}
 	close(sv[1]);
 	vm_fd = recv_fd(sv[0], &msg, sizeof(msg));
-	ASSERT_LE(0, vm_fd) TH_LOG("receiving the VM fd: %s", strerror(errno));
 	close(sv[0]);
 	ASSERT_EQ(child, waitpid(child, &status, 0));
+	ASSERT_LE(0, vm_fd) TH_LOG("receiving the VM fd: %s", strerror(errno));
 	ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status))
 		TH_LOG("child: status %#x", status);
 	ASSERT_EQ(child, msg.pid);
@@ -459,13 +523,12 @@ TEST_F(viommu_kvm, vm_fd_from_other_process)
 	ASSERT_TRUE(kvm_vm_debugfs_present(&id))
 		TH_LOG("the child's VM %s is gone although we hold its fd", id.name);
 
-	test_cmd_viommu_alloc_kvm(self->idev_id, self->parent_id, vm_fd,
-				  &viommu_id);
-	test_cmd_vm_check(viommu_id, vm_fd, TEST_VM_SAME);
-	test_cmd_vm_check(viommu_id, self->vm_fd, TEST_VM_OTHER);
-	test_cmd_dev_set_vm(self->idev_id, vm_fd);
-	test_cmd_vm_check(self->idev_id, vm_fd, TEST_VM_SAME);
-	test_err_viommu_alloc_kvm(EXDEV, self->idev_id, self->parent_id,
+	test_cmd_mock_domain_vm(self->ioas_id, vm_fd, &stdev_id, &idev_id);
+	test_cmd_vm_check(idev_id, vm_fd, MOCK_VM_SAME);
+	test_cmd_viommu_alloc_kvm(idev_id, self->parent_id, vm_fd, &viommu_id);
+	test_cmd_vm_check(viommu_id, vm_fd, MOCK_VM_SAME);
+	test_cmd_vm_check(viommu_id, self->vm_fd, MOCK_VM_OTHER);
+	test_err_viommu_alloc_kvm(EINVAL, idev_id, self->parent_id,
 				  self->vm_fd);
 
 	/* Held by the vIOMMU and the idev after the fd is closed... */
@@ -475,7 +538,7 @@ TEST_F(viommu_kvm, vm_fd_from_other_process)
 	ASSERT_TRUE(kvm_vm_debugfs_present(&id));
 	/* ...until both are gone: exactly one destroy. */
 	test_ioctl_destroy(viommu_id);
-	test_cmd_dev_set_vm(self->idev_id, -1);
+	test_ioctl_destroy(stdev_id);
 	ASSERT_EQ(0, kvm_uevents_wait(sock, id.stats_path, false, &ev, 0, 1,
 				      VM_DESTROY_TIMEOUT_MS));
 	ASSERT_EQ(1, ev.destroyed)
@@ -496,28 +559,38 @@ FIXTURE(viommu_kvm_keepalive)
 	__u32 ioas_id, stdev_id, idev_id, parent_id, viommu_id;
 };
 
-/* How the vIOMMU, the VM's last holder, goes. */
+/* Who holds the VM, and how the last holder goes. */
+enum keepalive_last {
+	LAST_NONE,		/* nothing in iommufd holds the VM */
+	LAST_VIOMMU,		/* the device goes first, then the vIOMMU */
+	LAST_DEVICE,		/* the vIOMMU goes first, then the device */
+	LAST_IOMMUFD,		/* both go with the iommufd's close */
+};
+
 FIXTURE_VARIANT(viommu_kvm_keepalive)
 {
-	bool close_iommufd;	/* close the iommufd instead of IOMMU_DESTROY */
-	bool hold;		/* make the vIOMMU with the VM (false: without) */
+	enum keepalive_last last;
 };
 
-/* Negative path: a vIOMMU without a VM must not keep it alive. */
+/* Negative path: a device and a vIOMMU without a VM must not keep it. */
 FIXTURE_VARIANT_ADD(viommu_kvm_keepalive, no_vm)
 {
-	.hold = false,
+	.last = LAST_NONE,
 };
 
-FIXTURE_VARIANT_ADD(viommu_kvm_keepalive, destroy)
+FIXTURE_VARIANT_ADD(viommu_kvm_keepalive, viommu_last)
 {
-	.hold = true,
+	.last = LAST_VIOMMU,
+};
+
+FIXTURE_VARIANT_ADD(viommu_kvm_keepalive, device_last)
+{
+	.last = LAST_DEVICE,
 };
 
 FIXTURE_VARIANT_ADD(viommu_kvm_keepalive, close_iommufd)
 {
-	.hold = true,
-	.close_iommufd = true,
+	.last = LAST_IOMMUFD,
 };
 
 FIXTURE_SETUP(viommu_kvm_keepalive)
@@ -529,8 +602,12 @@ FIXTURE_SETUP(viommu_kvm_keepalive)
 	test_kvm_create_vfio_device(self->vm_fd, &self->kvm_vfio_fd);
 	test_kvm_get_stats_fd(self->vm_fd, &self->stats_fd);
 
-	test_mock_nest_parent(&self->ioas_id, &self->stdev_id, NULL,
-			      &self->idev_id, &self->parent_id);
+	test_ioctl_ioas_alloc(&self->ioas_id);
+	test_cmd_mock_dev_vm(self->ioas_id, 0,
+			     variant->last == LAST_NONE ? MOCK_NO_VM :
+			     self->vm_fd, &self->stdev_id, &self->idev_id);
+	test_cmd_hwpt_alloc(self->idev_id, self->ioas_id,
+			    IOMMU_HWPT_ALLOC_NEST_PARENT, &self->parent_id);
 }
 
 FIXTURE_TEARDOWN(viommu_kvm_keepalive)
@@ -544,41 +621,59 @@ FIXTURE_TEARDOWN(viommu_kvm_keepalive)
 }
 
 /*
- * Rule: a vIOMMU made with the flag keeps its VM alive after the VM fd, the
- * vCPU, the KVM device and the stats fds (everything else) are closed, and
- * the VM is destroyed exactly once when the vIOMMU is destroyed
- * (IOMMU_DESTROY or iommufd close). Variant no_vm: a vIOMMU without a VM
- * must not delay the VM's end. Fails on a missing or an extra reference.
+ * Rule: a device bound with a VM and its vIOMMU (made with the flag) each
+ * keep the VM alive after the VM fd, the vCPU, the KVM device and the
+ * stats fds (everything else) are closed; the VM is destroyed exactly once
+ * when the last of them goes (IOMMU_DESTROY of each, either first, or the
+ * iommufd's close). Variant no_vm: a device and a vIOMMU without a VM must
+ * not delay the VM's end. Fails on a missing or an extra reference.
  */
 TEST_F(viommu_kvm_keepalive, vm_outlives_its_fds)
 {
+	bool hold = variant->last != LAST_NONE;
+
 	test_cmd_viommu_alloc_vm(self->idev_id, self->parent_id,
-				 variant->hold ? VIOMMU_ALLOC_KVM_VM_FD : 0,
+				 hold ? IOMMU_VIOMMU_ALLOC_KVM_VM_FD : 0,
 				 self->vm_fd, &self->viommu_id);
 	/* No VM is created after this: no name clash with the live VM. */
 	close_fd(&self->vcpu_fd);
 	close_fd(&self->kvm_vfio_fd);
 	close_fd(&self->stats_fd);
 	close_fd(&self->vm_fd);
-	if (!variant->hold) {
+	if (!hold) {
 		vm_assert_destroyed(&self->log, &self->vm,
-				    "vIOMMU without VM, all VM fds closed");
-		test_cmd_vm_check(self->viommu_id, -1, TEST_VM_NONE);
+				    "device and vIOMMU without VM, all VM fds closed");
+		test_cmd_vm_check(self->viommu_id, -1, MOCK_VM_NONE);
 		return;
 	}
-	vm_assert_alive(&self->log, &self->vm, "all VM fds closed, vIOMMU left");
-	test_cmd_vm_check(self->viommu_id, -1, TEST_VM_OTHER);
-	if (variant->close_iommufd)
-		close_fd(&self->fd);
-	else
+	vm_assert_alive(&self->log, &self->vm,
+			"all VM fds closed, device and vIOMMU left");
+	test_cmd_vm_check(self->viommu_id, -1, MOCK_VM_OTHER);
+	test_cmd_vm_check(self->idev_id, -1, MOCK_VM_OTHER);
+	switch (variant->last) {
+	case LAST_VIOMMU:
+		test_ioctl_destroy(self->stdev_id);
+		vm_assert_alive(&self->log, &self->vm, "device gone, vIOMMU left");
 		test_ioctl_destroy(self->viommu_id);
-	vm_assert_destroyed(&self->log, &self->vm, "vIOMMU gone");
+		break;
+	case LAST_DEVICE:
+		test_ioctl_destroy(self->viommu_id);
+		vm_assert_alive(&self->log, &self->vm, "vIOMMU gone, device left");
+		test_ioctl_destroy(self->stdev_id);
+		break;
+	default:
+		close_fd(&self->fd);
+		break;
+	}
+	vm_assert_destroyed(&self->log, &self->vm, "device and vIOMMU gone");
 }
 
 /* ------------------------------------------------------- bad VM fds */
 
 enum fd_kind {
-	FD_VM,		/* a VM fd: the positive control */
+	FD_VM,		/* the device's VM fd: the positive control */
+	FD_VM_DUP,	/* a dup() of it */
+	FD_OTHER_VM,	/* another VM */
 	FD_MINUS_ONE,
 	FD_MINUS_TWO,
 	FD_CLOSED,	/* a number that is not open */
@@ -595,65 +690,95 @@ FIXTURE(viommu_kvm_fd)
 	int fd;
 	int kvm_fd;
 	struct uevent_log log;
-	struct vm_watch vm;
+	struct vm_watch vm, wb;
 	int vm_fd, other_fd;	/* other_fd: the variant's fd if it is open */
 	int test_fd;		/* the number passed as VM fd */
-	__u32 ioas_id, stdev_id, idev_id, parent_id;
+	__u32 ioas_id, stdev_id, idev_id, none_idev_id, parent_id;
 };
 
 /*
- * Which fd is passed as VM fd, and what each op answers: IOMMU_VIOMMU_ALLOC
- * with the flag, DEV_SET_VM (-1 there means "clear": fine) and VM_CHECK
- * (-1 there means "no VM to compare": fine).
+ * Which fd is passed as VM fd, and what each op answers:
+ * - IOMMU_VIOMMU_ALLOC with the flag, on the device bound with VM A
+ *   (viommu_errno) and on a device without a VM (none_errno);
+ * - the mock's device creation with MOCK_FLAGS_DEVICE_KVM_VM (the mock
+ *   takes any open file as "the VM": only a closed number is EBADF);
+ * - VM_CHECK of the device of VM A (-1 means "nothing to compare": OTHER).
  */
 FIXTURE_VARIANT(viommu_kvm_fd)
 {
 	enum fd_kind kind;
 	int viommu_errno;
-	int set_vm_errno;
-	int check_errno;
+	int none_errno;
+	bool open;		/* an open fd: the mock and VM_CHECK take it */
+	bool same;		/* VM_CHECK of the device of VM A: SAME */
 };
 
 FIXTURE_VARIANT_ADD(viommu_kvm_fd, vm)
 {
-	.kind = FD_VM,
+	.kind = FD_VM, .none_errno = EINVAL, .open = true, .same = true,
 };
 
-FIXTURE_VARIANT_ADD(viommu_kvm_fd, minus_one)
+FIXTURE_VARIANT_ADD(viommu_kvm_fd, vm_dup)
 {
-	.kind = FD_MINUS_ONE,
-	.viommu_errno = EBADF,
+	.kind = FD_VM_DUP, .none_errno = EINVAL, .open = true, .same = true,
 };
 
-/* Not a VM fd at all: EBADF from every op. */
-#define VARIANT_NOT_A_VM_FD(name, kind_)                                     \
+FIXTURE_VARIANT_ADD(viommu_kvm_fd, other_vm)
+{
+	.kind = FD_OTHER_VM, .viommu_errno = EINVAL, .none_errno = EINVAL,
+	.open = true,
+};
+
+/* Not an open fd: EBADF from every op (VM_CHECK takes -1: no VM). */
+#define VARIANT_NOT_OPEN(name, kind_)                                        \
 	FIXTURE_VARIANT_ADD(viommu_kvm_fd, name)                             \
 	{                                                                    \
-		.kind = (kind_),                                             \
-		.viommu_errno = EBADF,                                       \
-		.set_vm_errno = EBADF,                                       \
-		.check_errno = EBADF,                                        \
+		.kind = (kind_), .viommu_errno = EBADF, .none_errno = EBADF, \
 	}
 
-VARIANT_NOT_A_VM_FD(minus_two, FD_MINUS_TWO);
-VARIANT_NOT_A_VM_FD(closed, FD_CLOSED);
-VARIANT_NOT_A_VM_FD(eventfd, FD_EVENTFD);
-VARIANT_NOT_A_VM_FD(dev_kvm, FD_DEV_KVM);
-VARIANT_NOT_A_VM_FD(vcpu, FD_VCPU);
-VARIANT_NOT_A_VM_FD(kvm_device, FD_KVM_DEVICE);
-VARIANT_NOT_A_VM_FD(vm_stats, FD_VM_STATS);
-VARIANT_NOT_A_VM_FD(iommufd, FD_IOMMUFD);
+VARIANT_NOT_OPEN(minus_one, FD_MINUS_ONE);
+VARIANT_NOT_OPEN(minus_two, FD_MINUS_TWO);
+VARIANT_NOT_OPEN(closed, FD_CLOSED);
+
+/*
+ * An open fd that is not a VM: EBADFD against a device with a VM, EINVAL
+ * against one without (it has no VM to compare the fd with).
+ */
+#define VARIANT_NOT_A_VM(name, kind_)                                        \
+	FIXTURE_VARIANT_ADD(viommu_kvm_fd, name)                             \
+	{                                                                    \
+		.kind = (kind_), .viommu_errno = EBADFD,                     \
+		.none_errno = EINVAL, .open = true,                          \
+	}
+
+VARIANT_NOT_A_VM(eventfd, FD_EVENTFD);
+VARIANT_NOT_A_VM(dev_kvm, FD_DEV_KVM);
+VARIANT_NOT_A_VM(vcpu, FD_VCPU);
+VARIANT_NOT_A_VM(kvm_device, FD_KVM_DEVICE);
+VARIANT_NOT_A_VM(vm_stats, FD_VM_STATS);
+VARIANT_NOT_A_VM(iommufd, FD_IOMMUFD);
 
 FIXTURE_SETUP(viommu_kvm_fd)
 {
 	self->other_fd = -1;
 	viommu_kvm_open_vm(self);
-	test_mock_nest_parent(&self->ioas_id, &self->stdev_id, NULL,
-			      &self->idev_id, &self->parent_id);
+	test_ioctl_ioas_alloc(&self->ioas_id);
+	test_cmd_mock_domain_vm(self->ioas_id, self->vm_fd, &self->stdev_id,
+				&self->idev_id);
+	test_cmd_mock_domain(self->ioas_id, NULL, NULL, &self->none_idev_id);
+	test_cmd_hwpt_alloc(self->idev_id, self->ioas_id,
+			    IOMMU_HWPT_ALLOC_NEST_PARENT, &self->parent_id);
 
 	switch (variant->kind) {
 	case FD_VM:
 		self->test_fd = self->vm_fd;
+		break;
+	case FD_VM_DUP:
+		self->other_fd = dup(self->vm_fd);
+		break;
+	case FD_OTHER_VM:
+		test_vm_create_watched(self->kvm_fd, &self->log, 1, &self->wb,
+				       &self->other_fd);
 		break;
 	case FD_MINUS_ONE:
 		self->test_fd = -1;
@@ -684,7 +809,8 @@ FIXTURE_SETUP(viommu_kvm_fd)
 		self->test_fd = self->fd;
 		break;
 	}
-	if (variant->kind >= FD_EVENTFD && variant->kind <= FD_VM_STATS) {
+	if (variant->kind == FD_VM_DUP || variant->kind == FD_OTHER_VM ||
+	    (variant->kind >= FD_EVENTFD && variant->kind <= FD_VM_STATS)) {
 		ASSERT_LE(0, self->other_fd) TH_LOG("%s", strerror(errno));
 		self->test_fd = self->other_fd;
 	}
@@ -699,26 +825,21 @@ FIXTURE_TEARDOWN(viommu_kvm_fd)
 }
 
 /*
- * Rule: every entry point taking a VM fd classifies the fd the same way:
- * - IOMMU_VIOMMU_ALLOC with the flag: kvm_vm_fd must be an open KVM VM fd;
- *   anything else (-1, -2, a closed number, an eventfd, /dev/kvm, a vCPU, a
- *   KVM device, the VM's stats fd, the iommufd) is EBADF and makes nothing;
- * - DEV_SET_VM: a VM fd or -1 (clear); anything else EBADF, and the
- *   device keeps the VM it had;
- * - VM_CHECK: a VM fd or -1; anything else EBADF.
- * Variant vm is the positive control. (One test per fd kind, not one per
- * entry point: each needs a VM, ~0.1 s under TCG.) Fails if a non-VM file
- * is taken for a VM, or an error path loses the device's VM.
+ * Rule: IOMMU_VIOMMU_ALLOC with the flag, on a device bound with VM A:
+ * kvm_vm_fd must be an fd of VM A; not an open fd is EBADF, an open fd
+ * that is not a VM (an eventfd, /dev/kvm, a vCPU, a KVM device, the VM's
+ * stats fd, the iommufd) EBADFD, another VM EINVAL; nothing is made then.
+ * Variants vm, vm_dup are the positive controls. Fails if a non-VM file
+ * is taken for a VM or errnos are swapped.
  */
-TEST_F(viommu_kvm_fd, classified_as_vm_fd)
+TEST_F(viommu_kvm_fd, viommu_alloc_device_with_vm)
 {
 	__u32 viommu_id;
 
-	/* IOMMU_VIOMMU_ALLOC */
 	if (!variant->viommu_errno) {
 		test_cmd_viommu_alloc_kvm(self->idev_id, self->parent_id,
 					  self->test_fd, &viommu_id);
-		test_cmd_vm_check(viommu_id, self->vm_fd, TEST_VM_SAME);
+		test_cmd_vm_check(viommu_id, self->vm_fd, MOCK_VM_SAME);
 		test_ioctl_destroy(viommu_id);
 	} else {
 		test_err_viommu_alloc_kvm(variant->viommu_errno, self->idev_id,
@@ -726,29 +847,54 @@ TEST_F(viommu_kvm_fd, classified_as_vm_fd)
 	}
 	/* Nothing is left: nothing pins the parent. */
 	test_ioctl_destroy(self->parent_id);
+}
 
-	/* DEV_SET_VM, over the VM the device has */
-	test_cmd_dev_set_vm(self->idev_id, self->vm_fd);
-	if (!variant->set_vm_errno) {
-		test_cmd_dev_set_vm(self->idev_id, self->test_fd);
-		test_cmd_vm_check(self->idev_id, self->vm_fd,
-				  self->test_fd == -1 ? TEST_VM_NONE :
-				  TEST_VM_SAME);
-	} else {
-		test_err_dev_set_vm(variant->set_vm_errno, self->idev_id,
-				    self->test_fd);
-		test_cmd_vm_check(self->idev_id, self->vm_fd, TEST_VM_SAME);
+/*
+ * Rule: IOMMU_VIOMMU_ALLOC with the flag on a device without a VM: EBADF
+ * if kvm_vm_fd is not an open fd, else EINVAL whatever it is (a VM
+ * included: the device has none to name). Fails if a VM-less device gets
+ * a VM-bound vIOMMU.
+ */
+TEST_F(viommu_kvm_fd, viommu_alloc_device_without_vm)
+{
+	test_err_viommu_alloc_kvm(variant->none_errno, self->none_idev_id,
+				  self->parent_id, self->test_fd);
+	test_ioctl_destroy(self->parent_id);
+}
+
+/*
+ * Rule: the mock's device creation with MOCK_FLAGS_DEVICE_KVM_VM takes any
+ * open file as the device's VM (it stands in for VFIO, which only passes
+ * VM files) and holds that file; not an open fd is EBADF and makes no
+ * device. Fails if a closed fd makes a device, or the file is not held.
+ */
+TEST_F(viommu_kvm_fd, mock_device_vm_fd)
+{
+	__u32 stdev_id, idev_id;
+
+	if (!variant->open) {
+		test_err_mock_domain_vm(EBADF, self->ioas_id, self->test_fd);
+		return;
 	}
+	test_cmd_mock_domain_vm(self->ioas_id, self->test_fd, &stdev_id,
+				&idev_id);
+	test_cmd_vm_check(idev_id, self->test_fd, MOCK_VM_SAME);
+	test_ioctl_destroy(stdev_id);
+}
 
-	/* VM_CHECK */
-	test_cmd_dev_set_vm(self->idev_id, self->vm_fd);
-	if (!variant->check_errno)
+/*
+ * Rule: VM_CHECK compares with the file of vm_fd: SAME for the device's
+ * VM (any fd of it), OTHER for any other open file and for -1; EBADF for
+ * a number that is not open (other than -1). Fails if fd numbers are
+ * compared or a bad fd is taken.
+ */
+TEST_F(viommu_kvm_fd, vm_check_fd)
+{
+	if (variant->open || self->test_fd == -1)
 		test_cmd_vm_check(self->idev_id, self->test_fd,
-				  self->test_fd == -1 ? TEST_VM_OTHER :
-				  TEST_VM_SAME);
+				  variant->same ? MOCK_VM_SAME : MOCK_VM_OTHER);
 	else
-		test_err_vm_check(variant->check_errno, self->idev_id,
-				  self->test_fd);
+		test_err_vm_check(EBADF, self->idev_id, self->test_fd);
 }
 
 TEST_HARNESS_MAIN

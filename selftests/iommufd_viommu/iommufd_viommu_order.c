@@ -5,11 +5,12 @@
  * closed every fd it holds, in any order"; docs/kernel-behaviour.md's ownership
  * table).
  *
- * The objects: the iommufd, its IOAS, a mock device (its idev may hold the
- * VM: DEV_SET_VM), a nest-parent HWPT, a vIOMMU made with or without the
- * KVM flag (variants), a vDEVICE, the VM fd and a KVM VFIO device fd (which
- * pins struct kvm, not the VM file). The actions: close each fd, destroy
- * each object, and DEV_SET_VM(-1) on the mock device.
+ * The objects: the iommufd, its IOAS, a mock device (bound with the VM or
+ * not: variants; its idev then holds the VM from creation to destruction),
+ * a nest-parent HWPT, a vIOMMU made with or without the KVM flag (variants;
+ * it holds its device's VM), a vDEVICE, the VM fd and a KVM VFIO device fd
+ * (which pins struct kvm, not the VM file). The actions: close each fd and
+ * destroy each object.
  *
  * One checker runs an ordering against the kernel and, step by step,
  * against a model of the ownership table:
@@ -26,61 +27,36 @@
  *    was destroyed is a tombstone);
  *  - the process has exactly the fds it had before the ordering.
  *
- * The orderings are generated (lexicographic next_permutation over the
- * actions, all n! of them classified), not hand-picked; of each class of
- * orderings that are equivalent by construction the first is run. Two
- * families, because a VM costs ~90 ms to create and destroy under TCG and
- * the suite has to stay well under a minute:
+ * ALL n! orderings of each family's actions run, every run: none is
+ * pruned (the model is the oracle, so it must not also choose what runs).
+ * The orderings are numbered in lexicographic order (next_permutation from
+ * ascending) and dealt to forked workers, one per online CPU by default
+ * ($VIOMMU_ORDER_WORKERS), each with its own VMs and iommufds; each worker
+ * marks the ordering numbers it ran in shared memory, and the test asserts
+ * that each of the n! numbers ran exactly once and that the n! orderings
+ * are distinct sequences of actions.
  *
- *  vm_handles (fixture viommu_order): the six actions that can drop a pin
- *   on the VM: close(vm), close(kvm_vfio), DEV_SET_VM(-1),
- *   destroy(stdev), destroy(viommu), close(iommufd); 720 orderings, a new
- *   VM for every ordering run (it must die in each). No vDEVICE: it pins
- *   no VM; its only effect, the vIOMMU's EBUSY, is the other family's.
- *   Equivalent by construction, so pruned:
- *   - the placement of actions that drop no pin (destroying the device
- *     after DEV_SET_VM(-1) took its VM; DEV_SET_VM(-1) after the device is
- *     gone, ENOENT; anything on the iommufd after its close, not issued);
- *   - the position of close(kvm_vfio) among the VM file's drops, except
- *     whether it comes before or after the file's release: that fd pins
- *     struct kvm, not the VM file, so all that differs is whether the
- *     last kvm reference goes in its release or in the file's release.
- *   What is kept is every distinct sequence of VM-file drops (which
- *   action dropped which holders' references: the VM fd, the idev's, the
- *   vIOMMU's). Variant device_vm (the vIOMMU took the idev's VM, no flag)
- *   is pruned further: after the allocation its state is by construction
- *   the kvm_flag variant's (a vIOMMU holding its own reference to the same
- *   file), so only the last VM-file drop (and close(kvm_vfio) before or
- *   after it) is kept; what could differ, the reference taken at
- *   allocation, shows in every ordering.
+ *  vm_handles (fixture viommu_order): the five actions that can drop a pin
+ *   on the VM: close(vm), close(kvm_vfio), destroy(stdev), destroy(viommu),
+ *   close(iommufd); 120 orderings per variant, a new VM for each (it must
+ *   die in each), checked after every step. No vDEVICE: it pins no VM; its
+ *   only effect, the vIOMMU's EBUSY, is the other family's.
  *
  *  iommufd_objects (fixture viommu_order_objects): the 720 orderings of
  *   destroy(ioas), destroy(stdev), destroy(parent), destroy(viommu),
- *   destroy(vdevice), close(iommufd). Pruned, equivalent by construction:
- *   - orderings that issue the same effective operations (success or
- *     EBUSY) in the same order, differing only where a destroy of
- *     something already gone falls (ENOENT: a lookup that changes nothing);
- *   - orderings that close the iommufd before the end: nothing after the
- *     close is issued, and what comes before it is a prefix of an ordering
- *     with the close last, run anyway; what is new is only the close with
- *     the objects (and refused destroys) that prefix left, so one ordering
- *     per such state is run.
- *   Every answer is checked; the VM and its holders (VM_CHECK) at the start
- *   and the end of each ordering, not after every step (the VM cannot die
- *   here, and it keeps the family at ~10 ms an ordering): the VM is held by
- *   the test's own VM and KVM VFIO device fds meanwhile and must be
- *   destroyed exactly once when they close at the end of a batch; a VM is
- *   shared by the orderings with the same first action, so a leaked
- *   reference is pinned down to a batch. DEV_SET_VM(-1) is not in this
- *   family: it affects no object's dependants (clearing is always
- *   allowed), only what VM_CHECK reports, which the first family covers.
+ *   destroy(vdevice), close(iommufd). Every answer is checked; the VM and
+ *   its holders (VM_CHECK) at the start and the end of each ordering, not
+ *   after every step (the VM cannot die here: the test's own VM and KVM
+ *   VFIO device fds hold it meanwhile, and it must be destroyed exactly
+ *   once when they close at the end of a batch); a VM is shared by the
+ *   orderings of a worker with the same first action, so a leaked
+ *   reference is pinned down to a batch.
  */
 #include "iommufd_viommu_utils.h"
 
 enum act {
 	ACT_VM,		/* close the VM fd */
 	ACT_KVM_VFIO,	/* close the KVM VFIO device fd */
-	ACT_SET_VM_NONE,	/* IOMMU_TEST_OP_DEV_SET_VM(mock device, -1) */
 	ACT_STDEV,	/* destroy the mock device */
 	ACT_VIOMMU,
 	ACT_VDEV,
@@ -91,14 +67,12 @@ enum act {
 };
 
 #define ABIT(a) (1U << (a))
-#define ACTS_IOMMUFD_OBJS (ABIT(ACT_SET_VM_NONE) | ABIT(ACT_STDEV) |        \
-			   ABIT(ACT_VIOMMU) | ABIT(ACT_VDEV) |                \
-			   ABIT(ACT_PARENT) | ABIT(ACT_IOAS))
+#define ACTS_IOMMUFD_OBJS (ABIT(ACT_STDEV) | ABIT(ACT_VIOMMU) |             \
+			   ABIT(ACT_VDEV) | ABIT(ACT_PARENT) | ABIT(ACT_IOAS))
 
 static const char *const act_name[NR_ACTS] = {
 	[ACT_VM] = "close(vm)",
 	[ACT_KVM_VFIO] = "close(kvm_vfio)",
-	[ACT_SET_VM_NONE] = "DEV_SET_VM(-1)",
 	[ACT_STDEV] = "destroy(stdev)",
 	[ACT_VIOMMU] = "destroy(viommu)",
 	[ACT_VDEV] = "destroy(vdevice)",
@@ -109,8 +83,8 @@ static const char *const act_name[NR_ACTS] = {
 
 /* The two families' actions. */
 #define FAMILY_VM_HANDLES (ABIT(ACT_VM) | ABIT(ACT_KVM_VFIO) |                \
-			   ABIT(ACT_SET_VM_NONE) | ABIT(ACT_STDEV) |          \
-			   ABIT(ACT_VIOMMU) | ABIT(ACT_IOMMUFD))
+			   ABIT(ACT_STDEV) | ABIT(ACT_VIOMMU) |               \
+			   ABIT(ACT_IOMMUFD))
 #define FAMILY_OBJECTS (ABIT(ACT_STDEV) | ABIT(ACT_VIOMMU) | ABIT(ACT_VDEV) | \
 			ABIT(ACT_PARENT) | ABIT(ACT_IOAS) | ABIT(ACT_IOMMUFD))
 
@@ -141,15 +115,6 @@ static bool m_pinned(const struct model *m)
 	       (m->iommufd && m->viommu && m->viommu_vm);
 }
 
-/* Which pins on the VM (as bits of act: the holder's handle) exist. */
-static unsigned int m_pins(const struct model *m)
-{
-	return (m->vm ? ABIT(ACT_VM) : 0) |
-	       (m->kvm_vfio ? ABIT(ACT_KVM_VFIO) : 0) |
-	       (m->iommufd && m->stdev && m->idev_vm ? ABIT(ACT_STDEV) : 0) |
-	       (m->iommufd && m->viommu && m->viommu_vm ? ABIT(ACT_VIOMMU) : 0);
-}
-
 static bool m_exists(const struct model *m, enum act a)
 {
 	switch (a) {
@@ -159,7 +124,6 @@ static bool m_exists(const struct model *m, enum act a)
 		return m->kvm_vfio;
 	case ACT_IOMMUFD:
 		return m->iommufd;
-	case ACT_SET_VM_NONE:
 	case ACT_STDEV:
 		return m->stdev;
 	case ACT_VIOMMU:
@@ -212,9 +176,6 @@ static void m_apply(struct model *m, enum act a)
 		break;
 	case ACT_KVM_VFIO:
 		m->kvm_vfio = false;
-		break;
-	case ACT_SET_VM_NONE:
-		m->idev_vm = false;
 		break;
 	case ACT_STDEV:
 		/* its vDEVICE becomes a tombstone */
@@ -282,92 +243,6 @@ static int m_step(struct model *m, enum act a, struct event *ev)
 	return n;
 }
 
-/* ----------------------------------------------------- classification */
-
-#define KEY_MAX 64
-
-struct key {
-	unsigned char len;
-	unsigned char b[KEY_MAX];
-};
-
-enum prune {
-	PRUNE_FILE_DROPS,	/* every sequence of VM-file drops */
-	PRUNE_LAST_DROP,	/* the last VM-file drop only */
-	PRUNE_EFFECTIVE,	/* the effective operations (objects family) */
-};
-
-#define FILE_PINS (ABIT(ACT_VM) | ABIT(ACT_STDEV) | ABIT(ACT_VIOMMU))
-
-static void key_add(struct key *k, unsigned char b)
-{
-	if (k->len < KEY_MAX)
-		k->b[k->len++] = b;
-}
-
-/* The class of @order (see the file comment) under @prune. */
-static void classify(const struct model *m0, const int *order, int n,
-		     enum prune prune, struct key *k)
-{
-	struct event ev[4 * NR_ACTS];
-	struct model m = *m0;
-	struct key last = {};
-	int i, j, nev, kvm_vfio = 0;
-
-	k->len = 0;
-	for (i = 0; i < n; i++) {
-		unsigned int before = m_pins(&m), after, dropped;
-
-		if (prune == PRUNE_EFFECTIVE && order[i] == ACT_IOMMUFD &&
-		    i < n - 1) {
-			/* The close with what is left: the rest is moot. */
-			k->len = 0;
-			key_add(k, 0xff);
-			key_add(k, m.ioas | m.stdev << 1 | m.parent << 2 |
-				   m.viommu << 3 | m.vdev << 4);
-			key_add(k, m.pending);
-			return;
-		}
-		nev = m_step(&m, order[i], ev);
-		if (prune == PRUNE_EFFECTIVE) {
-			for (j = 0; j < nev; j++)
-				if (ev[j].out == OUT_OK || ev[j].out == OUT_BUSY)
-					key_add(k, ev[j].act << 2 | ev[j].out);
-			continue;
-		}
-		after = m_pins(&m);
-		dropped = before & ~after;
-		if (dropped & ABIT(ACT_KVM_VFIO))
-			/* struct kvm's pin: before or after the file's release */
-			kvm_vfio = 0x40 | !!(after & FILE_PINS);
-		if (!(dropped & FILE_PINS))
-			continue;
-		last.len = 0;
-		for (j = 0; j < nev; j++)
-			if (ev[j].out == OUT_OK)
-				key_add(&last, ev[j].act);
-		key_add(&last, 0x80 | (dropped & FILE_PINS));
-		if (prune == PRUNE_FILE_DROPS)
-			for (j = 0; j < last.len; j++)
-				key_add(k, last.b[j]);
-	}
-	if (prune == PRUNE_LAST_DROP)
-		for (j = 0; j < last.len; j++)
-			key_add(k, last.b[j]);
-	if (kvm_vfio)
-		key_add(k, kvm_vfio);
-}
-
-static bool key_seen(const struct key *keys, int nkeys, const struct key *k)
-{
-	int i;
-
-	for (i = 0; i < nkeys; i++)
-		if (keys[i].len == k->len && !memcmp(keys[i].b, k->b, k->len))
-			return true;
-	return false;
-}
-
 /* ------------------------------------------------------------ checker */
 
 /* The state of the orderings of one test (both families). */
@@ -386,9 +261,8 @@ struct order_ctx {
 
 /* Who holds the VM in iommufd when an ordering starts. */
 struct order_variant {
-	bool idev_vm;		/* DEV_SET_VM(vm) on the mock device */
+	bool idev_vm;		/* the mock device is bound with the VM */
 	bool viommu_flag;	/* vIOMMU with IOMMU_VIOMMU_ALLOC_KVM_VM_FD */
-	enum prune prune;
 };
 
 static void ctx_init(struct order_ctx *c, const struct order_variant *v)
@@ -424,7 +298,7 @@ static void __vm_open(struct __test_metadata *_metadata, struct order_ctx *c)
 #define vm_open(c) __vm_open(_metadata, c)
 
 /*
- * The iommufd side: IOAS, mock device (given the VM if the variant says),
+ * The iommufd side: IOAS, mock device (bound with the VM if the variant says),
  * nest parent, vIOMMU (flag or not), and a vDEVICE if @vdev.
  */
 static void __iommufd_objects_open(struct __test_metadata *_metadata,
@@ -436,17 +310,17 @@ static void __iommufd_objects_open(struct __test_metadata *_metadata,
 	*fd = iommufd_open();
 	ASSERT_LE(0, *fd);
 	ASSERT_EQ(0, _test_ioctl_ioas_alloc(*fd, &ids[ACT_IOAS]));
-	ASSERT_EQ(0, _test_cmd_mock_domain(*fd, ids[ACT_IOAS], &ids[ACT_STDEV],
-					   NULL, &c->idev_id));
-	if (c->idev_vm)
-		ASSERT_EQ(0, _test_cmd_dev_set_vm(*fd, c->idev_id,
-						  c->fds[ACT_VM]));
+	ASSERT_EQ(0, _test_cmd_mock_dev_vm(*fd, ids[ACT_IOAS], 0,
+					   c->idev_vm ? c->fds[ACT_VM] :
+					   MOCK_NO_VM, &ids[ACT_STDEV],
+					   &c->idev_id))
+		TH_LOG("mock device: %s", strerror(errno));
 	ASSERT_EQ(0, _test_cmd_hwpt_alloc(*fd, c->idev_id, ids[ACT_IOAS],
 					  IOMMU_HWPT_ALLOC_NEST_PARENT,
 					  &ids[ACT_PARENT]));
 	ASSERT_EQ(0, _test_cmd_viommu_alloc_vm(*fd, c->idev_id, ids[ACT_PARENT],
 					       c->viommu_flag ?
-					       VIOMMU_ALLOC_KVM_VM_FD : 0,
+					       IOMMU_VIOMMU_ALLOC_KVM_VM_FD : 0,
 					       c->fds[ACT_VM], &ids[ACT_VIOMMU]))
 		TH_LOG("IOMMU_VIOMMU_ALLOC: %s", strerror(errno));
 	if (vdev)
@@ -462,17 +336,6 @@ static void __iommufd_objects_open(struct __test_metadata *_metadata,
 }
 #define iommufd_objects_open(c, vdev) __iommufd_objects_open(_metadata, c, vdev)
 
-/* The model right after vm_open() + iommufd_objects_open(). */
-static struct model model_start(const struct order_ctx *c, bool vdev)
-{
-	return (struct model){
-		.vm = true, .kvm_vfio = true, .iommufd = true, .ioas = true,
-		.stdev = true, .parent = true, .viommu = true, .vdev = vdev,
-		.idev_vm = c->idev_vm,
-		.viommu_vm = c->idev_vm || c->viommu_flag,
-	};
-}
-
 /* Do @a on the kernel: 0 or -1 with errno. */
 static int do_act(struct order_ctx *c, enum act a)
 {
@@ -486,8 +349,6 @@ static int do_act(struct order_ctx *c, enum act a)
 			return -1;
 		c->fds[a] = -1;
 		return 0;
-	case ACT_SET_VM_NONE:
-		return _test_cmd_dev_set_vm(fd, c->idev_id, -1);
 	default:
 		return _test_ioctl_destroy(fd, c->ids[a]);
 	}
@@ -501,7 +362,7 @@ static void __check_holder(struct __test_metadata *_metadata,
 	int vm_fd = c->fds[ACT_VM];
 	__u32 out = 0xdead, want;
 
-	want = !holds ? TEST_VM_NONE : vm_fd >= 0 ? TEST_VM_SAME : TEST_VM_OTHER;
+	want = !holds ? MOCK_VM_NONE : vm_fd >= 0 ? MOCK_VM_SAME : MOCK_VM_OTHER;
 	ASSERT_EQ(0, _test_cmd_vm_check(c->fds[ACT_IOMMUFD], id, vm_fd, &out))
 		TH_LOG("order [%s] after %s: VM_CHECK(%s): %s", c->order,
 		       after, what, strerror(errno));
@@ -592,6 +453,9 @@ static void __run_order(struct __test_metadata *_metadata, struct order_ctx *c,
 #define run_order(c, order, n, check_steps) \
 	__run_order(_metadata, c, order, n, check_steps)
 
+
+/* ------------------------------------------------ all the orderings */
+
 /* The actions of @family, ascending: the first permutation. */
 static int family_acts(unsigned int family, int *order)
 {
@@ -604,13 +468,59 @@ static int family_acts(unsigned int family, int *order)
 }
 
 /*
- * Both families' fixtures: the checker's state, who holds the VM (the
- * variant), and the prerequisites (each ordering makes its own objects).
+ * The orderings' bookkeeping, in memory shared with the workers: ran[i] is
+ * how many times ordering number i ran (each must run exactly once).
+ */
+#define ORDERS_MAX	720
+
+struct order_shared {
+	atomic_uint ran[ORDERS_MAX];
+	atomic_uint batches;	/* VMs of the objects family */
+};
+
+/*
+ * Assert that the orderings of @n actions, numbered as next_permutation()
+ * visits them, are n! distinct sequences (each encoded as a base-n number,
+ * set in a bitmap: a repeat would find its bit set).
+ */
+static void __assert_orders_distinct(struct __test_metadata *_metadata,
+				     unsigned int family)
+{
+	static unsigned char seen[46656 / 8 + 1];	/* 6^6 codes */
+	int order[NR_ACTS], n, i, count = 0;
+	unsigned int code, pos[NR_ACTS];
+
+	memset(seen, 0, sizeof(seen));
+	n = family_acts(family, order);
+	for (i = 0; i < n; i++)
+		pos[order[i]] = i;
+	do {
+		for (code = 0, i = 0; i < n; i++)
+			code = code * n + pos[order[i]];
+		ASSERT_GT(sizeof(seen) * 8, code);
+		ASSERT_EQ(0, seen[code / 8] & (1 << (code % 8)))
+			TH_LOG("ordering %d repeats an earlier one", count);
+		seen[code / 8] |= 1 << (code % 8);
+		count++;
+	} while (next_permutation(order, n));
+	ASSERT_EQ(factorial(n), count);
+}
+
+/* What a worker runs: the orderings with number % nr_workers == @w. */
+typedef void (*worker_fn)(struct __test_metadata *_metadata,
+			  struct order_ctx *c, struct order_shared *sh,
+			  unsigned int family, int w, int nr_workers);
+
+/*
+ * Both families' fixtures: the variant (who holds the VM), the workers
+ * and the shared bookkeeping. Each worker makes its own objects; the
+ * fixture only checks the prerequisites (SKIP without them).
  */
 #define ORDER_FIXTURE(name)                                                  \
 	FIXTURE(name)                                                        \
 	{                                                                    \
-		struct order_ctx c;                                          \
+		struct workers w;                                            \
+		struct order_shared *sh;                                     \
 	};                                                                   \
 									     \
 	FIXTURE_VARIANT(name)                                                \
@@ -620,39 +530,100 @@ static int family_acts(unsigned int family, int *order)
 									     \
 	FIXTURE_SETUP(name)                                                  \
 	{                                                                    \
-		ctx_init(&self->c, &variant->v);                             \
-		viommu_kvm_prereq_or_skip(&self->c.kvm_fd, NULL,             \
-					  &self->c.log);                     \
+		const char *why;                                             \
+									     \
+		memset(&self->w, 0, sizeof(self->w));                        \
+		self->sh = MAP_FAILED;                                       \
+		why = viommu_kvm_prereq(NULL, NULL, NULL);                   \
+		if (why) {                                                   \
+			ASSERT_NE(0, strncmp(why, "FAIL", 4))                \
+				TH_LOG("%s", why);                           \
+			SKIP(return, "%s", why);                             \
+		}                                                            \
+		self->sh = mmap(NULL, sizeof(*self->sh),                     \
+				PROT_READ | PROT_WRITE,                      \
+				MAP_SHARED | MAP_ANONYMOUS, -1, 0);          \
+		ASSERT_NE(MAP_FAILED, self->sh);                             \
 	}                                                                    \
 									     \
 	FIXTURE_TEARDOWN(name)                                               \
 	{                                                                    \
-		ctx_fini(&self->c);                                          \
+		workers_kill(&self->w);                                      \
+		if (self->sh != MAP_FAILED)                                  \
+			munmap(self->sh, sizeof(*self->sh));                 \
 	}
 
 /*
- * Is @order the first of its class under @prune? Then its key is added to
- * @keys (@nkeys of @max): the ordering is to be run.
+ * Run @fn in the workers, wait for them, and assert that every one of the
+ * n! orderings of @family ran exactly once.
  */
-static bool __order_class_new(struct __test_metadata *_metadata,
-			      const struct model *m0, const int *order, int n,
-			      enum prune prune, struct key *keys, size_t max,
-			      int *nkeys)
+static void __run_workers(struct __test_metadata *_metadata,
+			  struct workers *w, struct order_shared *sh,
+			  const struct order_variant *v, unsigned int family,
+			  worker_fn fn)
 {
-	struct key k;
+	int order[NR_ACTS], n = family_acts(family, order);
+	unsigned int i, once = 0, total = factorial(n);
+	long long t0 = now_ms();
 
-	classify(m0, order, n, prune, &k);
-	if (key_seen(keys, *nkeys, &k))
-		return false;
-	ASSERT_GT(max, *nkeys);
-	keys[(*nkeys)++] = k;
-	return true;
+	__assert_orders_distinct(_metadata, family);
+	ASSERT_GE(ORDERS_MAX, total);
+	w->nr = workers_count("VIOMMU_ORDER_WORKERS");
+	for (i = 0; i < (unsigned int)w->nr; i++) {
+		pid_t pid = workers_fork(w, i);
+
+		ASSERT_LE(0, pid) TH_LOG("fork: %s", strerror(errno));
+		if (!pid) {
+			struct __test_metadata wm;
+			struct order_ctx c;
+
+			worker_metadata(&wm, _metadata);
+			ctx_init(&c, v);
+			fn(&wm, &c, sh, family, i, w->nr);
+			worker_exit(&wm);
+		}
+	}
+	ASSERT_EQ(0, workers_wait(w)) TH_LOG("a worker failed (see above)");
+	for (i = 0; i < total; i++) {
+		unsigned int ran = atomic_load(&sh->ran[i]);
+
+		ASSERT_EQ(1, ran) TH_LOG("ordering %u ran %u times", i, ran);
+		once++;
+	}
+	ASSERT_EQ(total, once);
+	ksft_print_msg("%s: %u of %u distinct orderings of %d actions ran, each once, %d workers, %lld ms\n",
+		       _metadata->name, once, total, n, w->nr, now_ms() - t0);
 }
-#define order_class_new(m0, order, n, prune, keys, nkeys)                   \
-	__order_class_new(_metadata, m0, order, n, prune, keys,             \
-			  ARRAY_SIZE(keys), nkeys)
+#define run_workers(v, family, fn) \
+	__run_workers(_metadata, &self->w, self->sh, v, family, fn)
 
 /* ------------------------------------------------ family 1: vm_handles */
+
+/* A worker of vm_handles: a new VM and objects for every ordering. */
+static void vm_handles_worker(struct __test_metadata *_metadata,
+			      struct order_ctx *c, struct order_shared *sh,
+			      unsigned int family, int w, int nr_workers)
+{
+	int order[NR_ACTS], n, nfds, idx = 0;
+	const char *why;
+
+	why = viommu_kvm_prereq(&c->kvm_fd, NULL, &c->log);
+	ASSERT_EQ(NULL, why) TH_LOG("worker %d: %s", w, why);
+	n = family_acts(family, order);
+	do {
+		if (idx++ % nr_workers != w)
+			continue;
+		nfds = count_open_fds();
+		memset(&c->m, 0, sizeof(c->m));
+		vm_open(c);
+		iommufd_objects_open(c, false);
+		run_order(c, order, n, true);
+		ASSERT_EQ(nfds, count_open_fds())
+			TH_LOG("order [%s]: fds not back to the start", c->order);
+		atomic_fetch_add(&sh->ran[idx - 1], 1);
+	} while (next_permutation(order, n));
+	ctx_fini(c);
+}
 
 ORDER_FIXTURE(viommu_order)
 
@@ -662,77 +633,34 @@ FIXTURE_VARIANT_ADD(viommu_order, no_vm)
 	.v = { .idev_vm = false, .viommu_flag = false },
 };
 
-/* The device and the vIOMMU (named by the flag) hold the VM. */
+/* The device is bound with the VM; the vIOMMU takes it (no flag). */
+FIXTURE_VARIANT_ADD(viommu_order, device_vm)
+{
+	.v = { .idev_vm = true, .viommu_flag = false },
+};
+
+/* The device is bound with the VM; the vIOMMU names it (flag). */
 FIXTURE_VARIANT_ADD(viommu_order, kvm_flag)
 {
 	.v = { .idev_vm = true, .viommu_flag = true },
 };
 
-/* Only the vIOMMU holds the VM (flag; the device has none). */
-FIXTURE_VARIANT_ADD(viommu_order, kvm_flag_only)
-{
-	.v = { .idev_vm = false, .viommu_flag = true },
-};
-
-/* The vIOMMU took the device's VM (no flag); pruned to the last drop. */
-FIXTURE_VARIANT_ADD(viommu_order, device_vm)
-{
-	.v = { .idev_vm = true, .viommu_flag = false,
-	       .prune = PRUNE_LAST_DROP },
-};
-
 /*
  * Rule (DESIGN §2, the ownership table of docs/kernel-behaviour.md): in every
- * ordering of the closes and destroys that can drop a VM reference - VM fd, KVM
- * VFIO device fd, DEV_SET_VM(-1), the mock device, the vIOMMU, the iommufd -
- * the VM lives exactly while the model says something pins it and is destroyed
- * exactly once after; the idev/vIOMMU report what they hold; fds return to the
- * start. Fails on a missing reference (early destroy), a leaked one (no
- * destroy), a double put (two destroys, or KASAN in the log scan).
+ * one of the 120 orderings of the closes and destroys that can drop a VM
+ * reference - VM fd, KVM VFIO device fd, the mock device, the vIOMMU, the
+ * iommufd - the VM lives exactly while the model says something pins it and
+ * is destroyed exactly once after; the idev/vIOMMU report what they hold;
+ * fds return to the start. Fails on a missing reference (early destroy), a
+ * leaked one (no destroy), a double put (two destroys, or KASAN in the log
+ * scan), or an ordering that did not run.
  */
-TEST_F_TIMEOUT(viommu_order, vm_handles, 120)
+TEST_F_TIMEOUT(viommu_order, vm_handles, 280)
 {
-	static struct key keys[720];
-	struct order_ctx *c = &self->c;
-	int order[NR_ACTS], n, nkeys = 0, nfds;
-	unsigned long perms = 0;
-	long long t0 = now_ms();
-	struct model m0 = model_start(c, false);
-
-	n = family_acts(FAMILY_VM_HANDLES, order);
-	do {
-		perms++;
-		if (!order_class_new(&m0, order, n, variant->v.prune, keys,
-				     &nkeys))
-			continue;
-
-		nfds = count_open_fds();
-		memset(&c->m, 0, sizeof(c->m));
-		vm_open(c);
-		iommufd_objects_open(c, false);
-		run_order(c, order, n, true);
-		ASSERT_EQ(nfds, count_open_fds())
-			TH_LOG("order [%s]: fds not back to the start", c->order);
-	} while (next_permutation(order, n));
-	ASSERT_EQ(factorial(n), perms);
-	ksft_print_msg("%s: %lu orderings, %d run (one VM each), %lld ms\n",
-		       _metadata->name, perms, nkeys, now_ms() - t0);
+	run_workers(&variant->v, FAMILY_VM_HANDLES, vm_handles_worker);
 }
 
 /* -------------------------------------------- family 2: iommufd_objects */
-
-ORDER_FIXTURE(viommu_order_objects)
-
-/*
- * One variant: the dependencies do not involve the VM (a vIOMMU with or
- * without one, a device with or without one, pin the same objects), and
- * the VM variants are the other family's.
- */
-FIXTURE_VARIANT_ADD(viommu_order_objects, kvm_flag)
-{
-	.v = { .idev_vm = true, .viommu_flag = true,
-	       .prune = PRUNE_EFFECTIVE },
-};
 
 /* End of a batch: the test's VM fds close, the VM must die, exactly once. */
 #define batch_end(c, nfds)                                                   \
@@ -745,37 +673,28 @@ FIXTURE_VARIANT_ADD(viommu_order_objects, kvm_flag)
 	})
 
 /*
- * Rule: in every ordering of the iommufd objects' destroys and the iommufd
- * close (IOAS, mock device, parent, vIOMMU, vDEVICE, iommufd),
- * IOMMU_DESTROY answers EBUSY exactly while the object has dependants and
- * works after; ENOENT once gone (a vDEVICE is a tombstone once its device
- * is destroyed); the holders report the VM the model says; the VM (held
- * meanwhile by the test's fds) is destroyed exactly once per batch when
- * those close. Fails on a wrong dependency, a destroy that loses or leaks
- * the VM reference.
+ * A worker of iommufd_objects: a new VM for each first action (a batch),
+ * new iommufd objects for every ordering.
  */
-TEST_F_TIMEOUT(viommu_order_objects, iommufd_objects, 120)
+static void objects_worker(struct __test_metadata *_metadata,
+			   struct order_ctx *c, struct order_shared *sh,
+			   unsigned int family, int w, int nr_workers)
 {
-	static struct key keys[720];
-	struct order_ctx *c = &self->c;
-	int order[NR_ACTS], n, nkeys = 0, first = -1, nfds = -1;
-	unsigned long perms = 0, batches = 0;
-	long long t0 = now_ms();
-	struct model m0 = model_start(c, true);
+	int order[NR_ACTS], n, idx = 0, first = -1, nfds = -1;
+	const char *why;
 
-	n = family_acts(FAMILY_OBJECTS, order);
+	why = viommu_kvm_prereq(&c->kvm_fd, NULL, &c->log);
+	ASSERT_EQ(NULL, why) TH_LOG("worker %d: %s", w, why);
+	n = family_acts(family, order);
 	do {
-		perms++;
-		if (!order_class_new(&m0, order, n, variant->v.prune, keys,
-				     &nkeys))
+		if (idx++ % nr_workers != w)
 			continue;
-
 		if (order[0] != first) {
 			/* A new batch: the previous VM dies with its fds. */
 			if (first >= 0)
 				batch_end(c, nfds);
 			first = order[0];
-			batches++;
+			atomic_fetch_add(&sh->batches, 1);
 			nfds = count_open_fds();
 			memset(&c->m, 0, sizeof(c->m));
 			vm_open(c);
@@ -784,11 +703,40 @@ TEST_F_TIMEOUT(viommu_order_objects, iommufd_objects, 120)
 		run_order(c, order, n, false);
 		ASSERT_EQ(nfds + 2, count_open_fds())
 			TH_LOG("order [%s]: fds not back to the start", c->order);
+		atomic_fetch_add(&sh->ran[idx - 1], 1);
 	} while (next_permutation(order, n));
-	batch_end(c, nfds);
-	ASSERT_EQ(factorial(n), perms);
-	ksft_print_msg("%s: %lu orderings, %d run, %lu VMs, %lld ms\n",
-		       _metadata->name, perms, nkeys, batches, now_ms() - t0);
+	if (first >= 0)
+		batch_end(c, nfds);
+	ctx_fini(c);
+}
+
+ORDER_FIXTURE(viommu_order_objects)
+
+/*
+ * One variant: the dependencies do not involve the VM (a vIOMMU with or
+ * without one, a device with or without one, pin the same objects), and
+ * the VM variants are the other family's.
+ */
+FIXTURE_VARIANT_ADD(viommu_order_objects, kvm_flag)
+{
+	.v = { .idev_vm = true, .viommu_flag = true },
+};
+
+/*
+ * Rule: in every one of the 720 orderings of the iommufd objects' destroys
+ * and the iommufd close (IOAS, mock device, parent, vIOMMU, vDEVICE,
+ * iommufd), IOMMU_DESTROY answers EBUSY exactly while the object has
+ * dependants and works after; ENOENT once gone (a vDEVICE is a tombstone
+ * once its device is destroyed); the holders report the VM the model says;
+ * the VM (held meanwhile by the test's fds) is destroyed exactly once per
+ * batch when those close. Fails on a wrong dependency, a destroy that loses
+ * or leaks the VM reference, or an ordering that did not run.
+ */
+TEST_F_TIMEOUT(viommu_order_objects, iommufd_objects, 280)
+{
+	run_workers(&variant->v, FAMILY_OBJECTS, objects_worker);
+	ksft_print_msg("%s: %u VMs (batches)\n", _metadata->name,
+		       atomic_load(&self->sh->batches));
 }
 
 TEST_HARNESS_MAIN

@@ -6,15 +6,16 @@
  * fixture's iommufd), like upstream's. The raw functions take the iommufd
  * explicitly, for tests with two of them.
  *
- * KVM, VM-lifetime oracles and VFIO discovery come from the vfio_kvm suite's
- * header (one copy of those helpers for both suites). The mock-device uAPI
+ * KVM, VM-lifetime oracles, VFIO discovery and the kernel-log oracle come
+ * from ../vm_file_lib/vm_file_utils.h (one copy for both suites). The mock-device uAPI
  * (IOMMU_TEST_CMD, IOMMU_VIOMMU_TYPE_SELFTEST) is the kernel tree's own
  * drivers/iommu/iommufd/iommufd_test.h, found through -I in the Makefile.
  *
- * The series' uAPI (IOMMU_VIOMMU_ALLOC's kvm_vm_fd, the DEV_SET_VM/VM_CHECK
- * test ops) is mirrored in viommu_uapi.h so that the suite builds against an
- * unpatched 7.3 tree too, where the new-feature tests then SKIP (or fail, for
- * the few that assert the feature is there: see README).
+ * The series' uAPI (IOMMU_VIOMMU_ALLOC's kvm_vm_fd, the mock's
+ * MOCK_FLAGS_DEVICE_KVM_VM and VM_CHECK) comes from the tree's headers;
+ * viommu_uapi.h defines the minimum only for a tree without it (plain 7.3),
+ * where the new-feature tests then SKIP (or fail, for the few that assert
+ * the feature is there: see README).
  */
 #ifndef __SELFTEST_IOMMUFD_VIOMMU_UTILS_H
 #define __SELFTEST_IOMMUFD_VIOMMU_UTILS_H
@@ -23,21 +24,23 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
-#include "../vfio_kvm/vfio_kvm_utils.h"
+#include "vm_file_utils.h"
 #include "iommufd_test.h"
 #include "viommu_uapi.h"
 
 static inline const char *vm_state_str(__u32 state)
 {
 	switch (state) {
-	case TEST_VM_NONE:
+	case MOCK_VM_NONE:
 		return "NONE";
-	case TEST_VM_SAME:
+	case MOCK_VM_SAME:
 		return "SAME";
-	case TEST_VM_OTHER:
+	case MOCK_VM_OTHER:
 		return "OTHER";
 	}
 	return "?";
@@ -74,7 +77,7 @@ static inline int viommu_kvm_flag_supported(int fd)
 {
 	struct iommu_viommu_alloc_kvm cmd = {
 		.size = sizeof(cmd),
-		.flags = VIOMMU_ALLOC_KVM_VM_FD,
+		.flags = IOMMU_VIOMMU_ALLOC_KVM_VM_FD,
 		.type = IOMMU_VIOMMU_TYPE_SELFTEST,
 	};
 
@@ -93,10 +96,10 @@ static inline int mock_vm_ops_supported(int fd)
 {
 	struct iommu_test_cmd cmd = {
 		.size = sizeof(cmd),
-		.op = TEST_OP_VM_CHECK,
+		.op = IOMMU_TEST_OP_VM_CHECK,
 	};
 
-	test_cmd_vm_args(&cmd)->vm_fd = -1;
+	mock_cmd_vm_check(&cmd)->vm_fd = -1;
 	if (!ioctl(fd, IOMMU_TEST_CMD, &cmd))
 		return -1;
 	if (errno == ENOENT)
@@ -105,7 +108,7 @@ static inline int mock_vm_ops_supported(int fd)
 }
 
 #define SKIP_REASON_BASE \
-	"base kernel without the feature (IOMMU_VIOMMU_ALLOC_KVM_VM_FD and the mock's DEV_SET_VM/VM_CHECK are EOPNOTSUPP)"
+	"base kernel without the feature (IOMMU_VIOMMU_ALLOC_KVM_VM_FD and the mock's IOMMU_TEST_OP_VM_CHECK are EOPNOTSUPP)"
 
 /*
  * Everything the vIOMMU-KVM tests need: /dev/kvm, /dev/iommu, the mock, the
@@ -149,7 +152,19 @@ static inline const char *viommu_kvm_prereq(int *kvm_fd, int *iommufd,
 		       strerror(errno));
 		goto out;
 	}
-	if (ret == 0 || mock_vm_ops_supported(ifd) != 1) {
+	if (ret == 0) {
+		strfmt(why, sizeof(why), "%s", SKIP_REASON_BASE);
+		goto out;
+	}
+	/* Absent (an answer no kernel with the feature gives) or broken. */
+	ret = mock_vm_ops_supported(ifd);
+	if (ret < 0) {
+		strfmt(why, sizeof(why),
+		       "FAIL: IOMMU_TEST_OP_VM_CHECK(0): %s, expected ENOENT or EOPNOTSUPP",
+		       strerror(errno));
+		goto out;
+	}
+	if (ret == 0) {
 		strfmt(why, sizeof(why), "%s", SKIP_REASON_BASE);
 		goto out;
 	}
@@ -288,10 +303,15 @@ static inline int _test_cmd_mock_domain_replace(int fd, __u32 stdev_id,
 #define test_err_mock_domain_replace(_errno, stdev_id, pt_id) \
 	EXPECT_ERRNO(_errno, _test_cmd_mock_domain_replace(self->fd, stdev_id, pt_id))
 
-/* A mock device with MOCK_FLAGS_* @dev_flags (e.g. PASID-capable). */
+/*
+ * A mock device with MOCK_FLAGS_* @dev_flags (e.g. PASID-capable), attached
+ * to @ioas_id. With MOCK_FLAGS_DEVICE_KVM_VM in @dev_flags it is bound with
+ * the "VM" of @kvm_vm_fd, as VFIO binds a device with its VM (the mock takes
+ * any open file); without it @kvm_vm_fd is not read.
+ */
 static inline int _test_cmd_mock_domain_flags(int fd, __u32 ioas_id,
-					      __u32 dev_flags, __u32 *stdev_id,
-					      __u32 *idev_id)
+					      __u32 dev_flags, int kvm_vm_fd,
+					      __u32 *stdev_id, __u32 *idev_id)
 {
 	struct iommu_test_cmd cmd = {
 		.size = sizeof(cmd),
@@ -301,6 +321,7 @@ static inline int _test_cmd_mock_domain_flags(int fd, __u32 ioas_id,
 	};
 	int ret;
 
+	*mock_cmd_kvm_vm_fd(&cmd) = kvm_vm_fd;
 	ret = ioctl(fd, IOMMU_TEST_CMD, &cmd);
 	if (ret)
 		return ret;
@@ -312,9 +333,37 @@ static inline int _test_cmd_mock_domain_flags(int fd, __u32 ioas_id,
 }
 #define test_cmd_mock_domain_flags(ioas_id, dev_flags, stdev_id, idev_id)     \
 	ASSERT_EQ(0, _test_cmd_mock_domain_flags(self->fd, ioas_id, dev_flags, \
-						 stdev_id, idev_id))          \
+						 -1, stdev_id, idev_id))      \
 		TH_LOG("IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS(%#x): %s",            \
 		       (unsigned int)(dev_flags), strerror(errno))
+
+/* "No VM" for the helpers below: the device is made without the flag. */
+#define MOCK_NO_VM	INT_MIN
+
+/*
+ * A mock device with @dev_flags bound with the VM of @vm_fd, or with none
+ * (@vm_fd MOCK_NO_VM: MOCK_FLAGS_DEVICE_KVM_VM is not set).
+ */
+static inline int _test_cmd_mock_dev_vm(int fd, __u32 ioas_id, __u32 dev_flags,
+					int vm_fd, __u32 *stdev_id,
+					__u32 *idev_id)
+{
+	if (vm_fd != MOCK_NO_VM)
+		dev_flags |= MOCK_FLAGS_DEVICE_KVM_VM;
+	return _test_cmd_mock_domain_flags(fd, ioas_id, dev_flags, vm_fd,
+					   stdev_id, idev_id);
+}
+#define test_cmd_mock_dev_vm(ioas_id, dev_flags, vm_fd, stdev_id, idev_id)    \
+	ASSERT_EQ(0, _test_cmd_mock_dev_vm(self->fd, ioas_id, dev_flags,       \
+					   vm_fd, stdev_id, idev_id))         \
+		TH_LOG("mock device (flags %#x) with VM fd %d: %s",           \
+		       (unsigned int)(dev_flags), (int)(vm_fd), strerror(errno))
+/* The usual case: a plain mock device bound with the VM of @vm_fd. */
+#define test_cmd_mock_domain_vm(ioas_id, vm_fd, stdev_id, idev_id) \
+	test_cmd_mock_dev_vm(ioas_id, 0, vm_fd, stdev_id, idev_id)
+#define test_err_mock_domain_vm(_errno, ioas_id, vm_fd)                       \
+	EXPECT_ERRNO(_errno, _test_cmd_mock_dev_vm(self->fd, ioas_id, 0, vm_fd, \
+						   NULL, NULL))
 
 /* Attach HWPT @pt_id to @pasid of mock device @stdev_id (the attach path). */
 static inline int _test_cmd_pasid_attach(int fd, __u32 stdev_id, __u32 pasid,
@@ -494,7 +543,7 @@ static inline int _test_cmd_viommu_alloc(int fd, __u32 dev_id, __u32 hwpt_id,
 
 /*
  * IOMMU_VIOMMU_ALLOC of the series, SELFTEST type: @flags (normally 0 or
- * VIOMMU_ALLOC_KVM_VM_FD) and @kvm_vm_fd as given, everything else zero.
+ * IOMMU_VIOMMU_ALLOC_KVM_VM_FD) and @kvm_vm_fd as given, everything else zero.
  */
 static inline int _test_cmd_viommu_alloc_vm(int fd, __u32 dev_id,
 					    __u32 hwpt_id, __u32 flags,
@@ -522,11 +571,11 @@ static inline int _test_cmd_viommu_alloc_vm(int fd, __u32 dev_id,
 						       kvm_vm_fd, NULL))
 /* The usual case: the KVM flag and a VM fd. */
 #define test_cmd_viommu_alloc_kvm(dev_id, hwpt_id, kvm_vm_fd, viommu_id)     \
-	test_cmd_viommu_alloc_vm(dev_id, hwpt_id, VIOMMU_ALLOC_KVM_VM_FD,    \
+	test_cmd_viommu_alloc_vm(dev_id, hwpt_id, IOMMU_VIOMMU_ALLOC_KVM_VM_FD,    \
 				 kvm_vm_fd, viommu_id)
 #define test_err_viommu_alloc_kvm(_errno, dev_id, hwpt_id, kvm_vm_fd)       \
 	test_err_viommu_alloc_vm(_errno, dev_id, hwpt_id,                   \
-				 VIOMMU_ALLOC_KVM_VM_FD, kvm_vm_fd)
+				 IOMMU_VIOMMU_ALLOC_KVM_VM_FD, kvm_vm_fd)
 
 /* --------------------------------------------------------------- vDEVICE */
 
@@ -559,45 +608,26 @@ static inline int _test_cmd_vdevice_alloc(int fd, __u32 viommu_id,
 	EXPECT_ERRNO(_errno, _test_cmd_vdevice_alloc(self->fd, viommu_id,      \
 						     idev_id, virt_id, NULL))
 
-/* ---------------------------------------- mock VM association, VM check */
-
-/* IOMMU_TEST_OP_DEV_SET_VM: give mock idev @idev_id the VM of @vm_fd (-1: none). */
-static inline int _test_cmd_dev_set_vm(int fd, __u32 idev_id, int vm_fd)
-{
-	struct iommu_test_cmd cmd = {
-		.size = sizeof(cmd),
-		.op = TEST_OP_DEV_SET_VM,
-		.id = idev_id,
-	};
-
-	test_cmd_vm_args(&cmd)->vm_fd = vm_fd;
-	return ioctl(fd, IOMMU_TEST_CMD, &cmd);
-}
-#define test_cmd_dev_set_vm(idev_id, vm_fd)                                 \
-	ASSERT_EQ(0, _test_cmd_dev_set_vm(self->fd, idev_id, vm_fd))        \
-		TH_LOG("IOMMU_TEST_OP_DEV_SET_VM(dev %u, vm_fd %d): %s",    \
-		       (unsigned int)(idev_id), (int)(vm_fd), strerror(errno))
-#define test_err_dev_set_vm(_errno, idev_id, vm_fd) \
-	EXPECT_ERRNO(_errno, _test_cmd_dev_set_vm(self->fd, idev_id, vm_fd))
+/* ------------------------------------------------------------ VM check */
 
 /*
  * IOMMU_TEST_OP_VM_CHECK: which VM idev or vIOMMU @id holds, relative to
- * @vm_fd: TEST_VM_NONE, _SAME or _OTHER in *@out_vm.
+ * @vm_fd: MOCK_VM_NONE, _SAME or _OTHER in *@out_vm.
  */
 static inline int _test_cmd_vm_check(int fd, __u32 id, int vm_fd, __u32 *out_vm)
 {
 	struct iommu_test_cmd cmd = {
 		.size = sizeof(cmd),
-		.op = TEST_OP_VM_CHECK,
+		.op = IOMMU_TEST_OP_VM_CHECK,
 		.id = id,
 	};
 	int ret;
 
-	test_cmd_vm_args(&cmd)->vm_fd = vm_fd;
-	test_cmd_vm_args(&cmd)->out_vm = 0xdead;
+	mock_cmd_vm_check(&cmd)->vm_fd = vm_fd;
+	mock_cmd_vm_check(&cmd)->out_vm = 0xdead;
 	ret = ioctl(fd, IOMMU_TEST_CMD, &cmd);
 	if (!ret && out_vm)
-		*out_vm = test_cmd_vm_args(&cmd)->out_vm;
+		*out_vm = mock_cmd_vm_check(&cmd)->out_vm;
 	return ret;
 }
 /* Assert that object @id of iommufd @fd holds @expected relative to @vm_fd. */
@@ -688,8 +718,80 @@ static inline int recv_fd(int sock, void *data, size_t len)
 /* ---------------------------------------------------- fault injection */
 
 /*
+ * Which fault attribute an injected failure came from: each attribute's
+ * "times" is counted down by every failure it injects (also those of
+ * fail-nth), so it is set high before a sweep and read around each call.
+ */
+#define FAIL_TIMES_SLAB		"/sys/kernel/debug/failslab/times"
+#define FAIL_TIMES_PAGE		"/sys/kernel/debug/fail_page_alloc/times"
+/* the mock's point in iommufd_get_object(): the lookup fails, ENOENT */
+#define FAIL_TIMES_LOOKUP	"/sys/kernel/debug/fail_iommufd/times"
+#define FAIL_TIMES_START	"1000000"
+
+enum fail_kind {
+	FAIL_KIND_NONE,		/* nothing counted down */
+	FAIL_KIND_SLAB,		/* a slab allocation: ENOMEM */
+	FAIL_KIND_PAGE,		/* a page allocation: ENOMEM */
+	FAIL_KIND_LOOKUP,	/* an object lookup (fail_iommufd) */
+	FAIL_KIND_MANY,		/* more than one: a broken oracle */
+};
+
+static inline const char *fail_kind_str(enum fail_kind k)
+{
+	static const char *const names[] = {
+		"none", "failslab", "fail_page_alloc", "fail_iommufd (lookup)",
+		"several",
+	};
+
+	return names[k];
+}
+
+struct fail_times {
+	long slab, page, lookup;	/* -1: no such attribute */
+};
+
+static inline long fail_times_read_one(const char *path)
+{
+	char buf[32] = {};
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t len;
+
+	if (fd < 0)
+		return -1;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return len > 0 ? atol(buf) : -1;
+}
+
+static inline void fail_times_read(struct fail_times *t)
+{
+	t->slab = fail_times_read_one(FAIL_TIMES_SLAB);
+	t->page = fail_times_read_one(FAIL_TIMES_PAGE);
+	t->lookup = fail_times_read_one(FAIL_TIMES_LOOKUP);
+}
+
+/* Which attribute counted down between @a and @b. */
+static inline enum fail_kind fail_kind_between(const struct fail_times *a,
+					       const struct fail_times *b)
+{
+	int n = (a->slab != b->slab) + (a->page != b->page) +
+		(a->lookup != b->lookup);
+
+	if (n > 1)
+		return FAIL_KIND_MANY;
+	if (a->slab != b->slab)
+		return FAIL_KIND_SLAB;
+	if (a->page != b->page)
+		return FAIL_KIND_PAGE;
+	if (a->lookup != b->lookup)
+		return FAIL_KIND_LOOKUP;
+	return FAIL_KIND_NONE;
+}
+
+/*
  * failslab set up as iommufd_fail_nth.c does: every slab allocation may be
- * failed (also GFP_KERNEL ones), quietly. Returns NULL or why not.
+ * failed (also GFP_KERNEL ones), quietly. Returns NULL, or why not: absent
+ * (no such file), or broken ("FAIL: ...": there but not working).
  */
 static inline const char *fail_nth_setup(void)
 {
@@ -700,6 +802,10 @@ static inline const char *fail_nth_setup(void)
 		{ "/sys/kernel/debug/failslab/ignore-gfp-wait", "N", true },
 		{ "/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait", "N", false },
 		{ "/sys/kernel/debug/fail_page_alloc/ignore-gfp-highmem", "N", false },
+		/* Counted down by every injected failure: tells which fired. */
+		{ FAIL_TIMES_SLAB, FAIL_TIMES_START, true },
+		{ FAIL_TIMES_PAGE, FAIL_TIMES_START, false },
+		{ FAIL_TIMES_LOOKUP, FAIL_TIMES_START, false },
 	};
 	static char why[256];
 	struct dirent *de;
@@ -710,16 +816,20 @@ static inline const char *fail_nth_setup(void)
 
 	for (i = 0; i < ARRAY_SIZE(knobs); i++) {
 		fd = open(knobs[i].path, O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || write(fd, knobs[i].val, strlen(knobs[i].val)) < 0) {
-			int err = errno;
-
-			if (fd >= 0)
-				close(fd);
-			if (!knobs[i].must)
-				continue;
+		if (fd < 0 && knobs[i].must) {
 			strfmt(why, sizeof(why),
-			       "no failslab: %s: %s (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)",
-			       knobs[i].path, strerror(err));
+			       "%sno failslab: %s: %s (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)",
+			       errno == ENOENT ? "" : "FAIL: ", knobs[i].path,
+			       strerror(errno));
+			return why;
+		}
+		if (fd < 0)
+			continue;
+		if (write(fd, knobs[i].val, strlen(knobs[i].val)) < 0 &&
+		    knobs[i].must) {
+			strfmt(why, sizeof(why), "FAIL: writing %s: %s",
+			       knobs[i].path, strerror(errno));
+			close(fd);
 			return why;
 		}
 		close(fd);
@@ -779,6 +889,136 @@ static inline bool fail_nth_disarm(int nth_fd)
 	res = pread(nth_fd, buf, sizeof(buf) - 1, 0);
 	fail_nth_arm(nth_fd, 0);
 	return res > 0 && atoi(buf) == 0;
+}
+
+
+/* ------------------------------------------------------ forked workers */
+
+/*
+ * Workers forked by a test to run its work in parallel, each with objects
+ * (VMs, iommufds) of its own. A worker dies with the test process
+ * (PR_SET_PDEATHSIG) and never runs the fixture's teardown: it asserts on
+ * a private copy of the test's metadata without teardown_fn, so a failed
+ * ASSERT aborts the worker alone (its TH_LOG lines already printed) and the
+ * test sees a worker that did not exit 0. The test process reaps them:
+ * workers_wait() in the test, workers_kill() in the teardown (a test that
+ * failed before waiting).
+ */
+#define WORKERS_MAX	8
+
+struct workers {
+	int nr;
+	pid_t pid[WORKERS_MAX];
+};
+
+/*
+ * How many workers: $ENV_NAME if set (1..WORKERS_MAX), else one per online
+ * CPU (at most WORKERS_MAX).
+ */
+static inline int workers_count(const char *env_name)
+{
+	const char *env = getenv(env_name);
+	long n = env && *env ? strtol(env, NULL, 0) :
+			       sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		n = 1;
+	return n > WORKERS_MAX ? WORKERS_MAX : n;
+}
+
+/*
+ * Fork worker @i of @w: returns 0 in the worker (set up to die with its
+ * parent), the pid in the parent, -1 on failure.
+ */
+static inline pid_t workers_fork(struct workers *w, int i)
+{
+	pid_t parent = getpid();
+	pid_t pid;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid)
+		return w->pid[i] = pid;
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
+		_exit(KSFT_FAIL);
+	return 0;
+}
+
+/*
+ * The metadata a worker asserts on: the test's, without its teardown
+ * (which belongs to the test process) and with a result of its own.
+ */
+static inline void worker_metadata(struct __test_metadata *wm,
+				   const struct __test_metadata *t)
+{
+	*wm = *t;
+	wm->teardown_fn = NULL;
+	wm->no_teardown = NULL;
+	wm->exit_code = KSFT_PASS;
+}
+
+/* End a worker: its result as exit status. */
+static inline void __attribute__((noreturn))
+worker_exit(const struct __test_metadata *wm)
+{
+	fflush(stdout);
+	fflush(stderr);
+	_exit(wm->exit_code == KSFT_PASS ? 0 : 1);
+}
+
+/* Wait for every worker; returns how many did not exit 0. */
+static inline int workers_wait(struct workers *w)
+{
+	int i, status, bad = 0;
+
+	for (i = 0; i < w->nr; i++) {
+		if (w->pid[i] <= 0)
+			continue;
+		if (waitpid(w->pid[i], &status, 0) != w->pid[i] ||
+		    !WIFEXITED(status) || WEXITSTATUS(status)) {
+			ksft_print_msg("worker %d (pid %d): %s %d\n", i,
+				       w->pid[i],
+				       WIFSIGNALED(status) ? "killed by signal" :
+				       "exit status",
+				       WIFSIGNALED(status) ? WTERMSIG(status) :
+				       WEXITSTATUS(status));
+			bad++;
+		}
+		w->pid[i] = 0;
+	}
+	return bad;
+}
+
+/* Teardown: kill and reap the workers still there. */
+static inline void workers_kill(struct workers *w)
+{
+	int i;
+
+	for (i = 0; i < w->nr; i++) {
+		if (w->pid[i] <= 0)
+			continue;
+		kill(w->pid[i], SIGKILL);
+		waitpid(w->pid[i], NULL, 0);
+		w->pid[i] = 0;
+	}
+}
+
+/* ------------------------------------------------------- random seeds */
+
+/*
+ * The seed of a test's randomness: $ENV_NAME if set, else from the clock;
+ * printed either way, so that a failing run can be repeated.
+ */
+static inline unsigned int test_seed(const char *env_name, const char *test)
+{
+	const char *env = getenv(env_name);
+	unsigned int seed = env && *env ? strtoul(env, NULL, 0) :
+					  (unsigned int)now_ms() ^ getpid();
+
+	ksft_print_msg("%s: seed %u (set %s=%u to repeat)\n", test, seed,
+		       env_name, seed);
+	return seed;
 }
 
 #endif /* __SELFTEST_IOMMUFD_VIOMMU_UTILS_H */

@@ -5,8 +5,10 @@
  * unbind"): a vfio-pci device (QEMU's edu) on the cdev path is associated with
  * a VM through the KVM VFIO device (KVM_DEV_VFIO_FILE_ADD), bound to an
  * iommufd, and the mock's IOMMU_TEST_OP_VM_CHECK on its devid says which VM the
- * iommufd device holds. QEMU's VT-d cannot nest, so no real vIOMMU is made
- * here.
+ * iommufd device holds. The device is $VFIO_KVM_PCI (QEMU's edu in the test
+ * guest). A real vIOMMU with a mismatched kvm_vm_fd is tried where the
+ * device's IOMMU can nest; QEMU's VT-d cannot (see
+ * viommu_vfio.viommu_other_vm_refused).
  *
  * Two VMs, A and B, each with a KVM VFIO device; every fixture checks in
  * teardown that each VM was destroyed exactly once.
@@ -47,8 +49,7 @@ FIXTURE_SETUP(viommu_vfio)
 	self->fd = self->kvm_fd = self->vm_a = self->vm_b = -1;
 	self->kvm_vfio_a = self->kvm_vfio_b = self->cdev_fd = -1;
 	self->log.sock = -1;
-	if (vfio_find_pci(&self->dev))
-		SKIP(return, "%s", self->dev.why);
+	vfio_find_pci_or_skip(&self->dev);
 	if (!self->dev.cdev[0])
 		SKIP(return, "%s has no VFIO device cdev (CONFIG_VFIO_DEVICE_CDEV)",
 		     self->dev.name);
@@ -103,8 +104,8 @@ FIXTURE_TEARDOWN(viommu_vfio)
 TEST_F(viommu_vfio, bind_hands_vm_to_idev)
 {
 	bind_device();
-	test_cmd_vm_check(self->devid, self->vm_a, TEST_VM_SAME);
-	test_cmd_vm_check(self->devid, self->vm_b, TEST_VM_OTHER);
+	test_cmd_vm_check(self->devid, self->vm_a, MOCK_VM_SAME);
+	test_cmd_vm_check(self->devid, self->vm_b, MOCK_VM_OTHER);
 }
 
 /*
@@ -117,8 +118,8 @@ TEST_F(viommu_vfio, association_changed_after_bind)
 	bind_device();
 	test_kvm_vfio_file_del(self->kvm_vfio_a, self->cdev_fd);
 	test_kvm_vfio_file_add(self->kvm_vfio_b, self->cdev_fd);
-	test_cmd_vm_check(self->devid, self->vm_a, TEST_VM_SAME);
-	test_cmd_vm_check(self->devid, self->vm_b, TEST_VM_OTHER);
+	test_cmd_vm_check(self->devid, self->vm_a, MOCK_VM_SAME);
+	test_cmd_vm_check(self->devid, self->vm_b, MOCK_VM_OTHER);
 }
 
 /*
@@ -134,8 +135,8 @@ TEST_F(viommu_vfio, unbind_drops_vm)
 	close_fd(&self->kvm_vfio_a);
 	close_fd(&self->vm_a);
 	vm_assert_alive(&self->log, &self->wa, "A's fds closed, device bound");
-	test_cmd_vm_check(self->devid, -1, TEST_VM_OTHER);
-	test_cmd_vm_check(self->devid, self->vm_b, TEST_VM_OTHER);
+	test_cmd_vm_check(self->devid, -1, MOCK_VM_OTHER);
+	test_cmd_vm_check(self->devid, self->vm_b, MOCK_VM_OTHER);
 	close_fd(&self->cdev_fd);
 	vm_assert_destroyed(&self->log, &self->wa, "device unbound (cdev closed)");
 	/* The idev is gone with the bind. */
@@ -143,17 +144,53 @@ TEST_F(viommu_vfio, unbind_drops_vm)
 }
 
 /*
- * Rule: the iommufd device of a real VFIO device is not the mock's:
- * DEV_SET_VM refuses it (EINVAL), to set or to clear, and its VM stays what
- * VFIO handed over. Fails if a test op can change a VFIO device's VM behind
- * VFIO's back.
+ * Rule: on a real device too, IOMMU_VIOMMU_ALLOC with
+ * IOMMU_VIOMMU_ALLOC_KVM_VM_FD naming another VM (B) than the one its idev
+ * holds (A) is refused with EINVAL, and nothing is made. The kernel
+ * reaches that check only with a nest-parent HWPT and a vIOMMU type of the
+ * device's IOMMU driver ($VFIO_KVM_VIOMMU_TYPE, default
+ * IOMMU_VIOMMU_TYPE_ARM_SMMUV3): where the IOMMU cannot nest (QEMU's VT-d:
+ * IOMMU_HWPT_ALLOC_NEST_PARENT is EOPNOTSUPP, before any vIOMMU exists) or
+ * the type is not its driver's (IOMMU_VIOMMU_ALLOC answers EOPNOTSUPP
+ * before it reads kvm_vm_fd), the test SKIPs saying so; the mock's vIOMMU
+ * tests (iommufd_viommu_kvm) cover the check itself. Fails if the mismatch
+ * is accepted or answered with another errno.
  */
-TEST_F(viommu_vfio, dev_set_vm_refused)
+TEST_F(viommu_vfio, viommu_other_vm_refused)
 {
+	const char *env = getenv("VFIO_KVM_VIOMMU_TYPE");
+	__u32 type = env && *env ? strtoul(env, NULL, 0) :
+				   IOMMU_VIOMMU_TYPE_ARM_SMMUV3;
+	struct iommu_viommu_alloc_kvm cmd = {
+		.flags = IOMMU_VIOMMU_ALLOC_KVM_VM_FD,
+		.type = type,
+		.kvm_vm_fd = self->vm_b,
+	};
+	__u32 ioas, parent, viommu = 0;
+
 	bind_device();
-	test_err_dev_set_vm(EINVAL, self->devid, self->vm_b);
-	test_err_dev_set_vm(EINVAL, self->devid, -1);
-	test_cmd_vm_check(self->devid, self->vm_a, TEST_VM_SAME);
+	test_ioas_alloc(self->fd, &ioas);
+	if (_test_cmd_hwpt_alloc(self->fd, self->devid, ioas,
+				 IOMMU_HWPT_ALLOC_NEST_PARENT, &parent)) {
+		ASSERT_EQ(EOPNOTSUPP, errno)
+			TH_LOG("IOMMU_HWPT_ALLOC(NEST_PARENT): %s", strerror(errno));
+		SKIP(return, "%s's IOMMU cannot nest (IOMMU_HWPT_ALLOC_NEST_PARENT: EOPNOTSUPP; QEMU's VT-d): IOMMU_VIOMMU_ALLOC stops before the kvm_vm_fd check",
+		     self->dev.name);
+	}
+	cmd.dev_id = self->devid;
+	cmd.hwpt_id = parent;
+	if (!_test_cmd_viommu_alloc_sized(self->fd, &cmd, sizeof(cmd), 0, &viommu))
+		ASSERT_TRUE(false)
+			TH_LOG("vIOMMU %u of type %u made with the fd of another VM than the device's",
+			       viommu, type);
+	if (errno == EOPNOTSUPP)
+		SKIP(return, "vIOMMU type %u is not the one of %s's IOMMU driver (EOPNOTSUPP): set VFIO_KVM_VIOMMU_TYPE",
+		     type, self->dev.name);
+	ASSERT_EQ(EINVAL, errno) TH_LOG("IOMMU_VIOMMU_ALLOC(type %u, kvm_vm_fd of B): %s",
+				      type, strerror(errno));
+	test_cmd_vm_check(self->devid, self->vm_a, MOCK_VM_SAME);
+	/* Nothing was made: the parent has no vIOMMU pinning it. */
+	test_destroy(self->fd, parent);
 }
 
 /*
@@ -171,8 +208,8 @@ TEST_F(viommu_vfio, rebind_takes_new_association)
 	ASSERT_LE(0, self->cdev_fd);
 	test_kvm_vfio_file_add(self->kvm_vfio_b, self->cdev_fd);
 	bind_device();
-	test_cmd_vm_check(self->devid, self->vm_b, TEST_VM_SAME);
-	test_cmd_vm_check(self->devid, self->vm_a, TEST_VM_OTHER);
+	test_cmd_vm_check(self->devid, self->vm_b, MOCK_VM_SAME);
+	test_cmd_vm_check(self->devid, self->vm_a, MOCK_VM_OTHER);
 }
 
 /* ------------------------------------------- the negative path: no VM */
@@ -205,14 +242,14 @@ TEST_F(viommu_vfio_no_vm, bind_without_association)
 	FIXTURE_DATA(viommu_vfio) *d = &self->d;
 
 	test_vfio_device_bind_iommufd(d->cdev_fd, d->fd, &d->devid);
-	test_cmd_vm_check_fd(d->fd, d->devid, d->vm_a, TEST_VM_NONE);
+	test_cmd_vm_check_fd(d->fd, d->devid, d->vm_a, MOCK_VM_NONE);
 	test_kvm_vfio_file_add(d->kvm_vfio_a, d->cdev_fd);
-	test_cmd_vm_check_fd(d->fd, d->devid, d->vm_a, TEST_VM_NONE);
+	test_cmd_vm_check_fd(d->fd, d->devid, d->vm_a, MOCK_VM_NONE);
 	/* No VM is created after this. */
 	close_fd(&d->kvm_vfio_a);
 	close_fd(&d->vm_a);
 	vm_assert_destroyed(&d->log, &d->wa, "A's fds closed, device bound without VM");
-	test_cmd_vm_check_fd(d->fd, d->devid, -1, TEST_VM_NONE);
+	test_cmd_vm_check_fd(d->fd, d->devid, -1, MOCK_VM_NONE);
 }
 
 TEST_HARNESS_MAIN

@@ -78,7 +78,7 @@ FIXTURE_SETUP(kvm_vfio_file)
 {
 	vk_handles_init(&self->h);
 	self->log.sock = -1;
-	vk_path_setup(&self->p, VK_MTTY, variant->cdev);
+	vk_path_setup(&self->p, VK_MTTY, variant->cdev, false);
 	vk_log_setup(&self->p, &self->log);
 	vk_base_fds_setup(&self->base_fds);
 	vk_create_vm(&self->p, &self->h, &self->log, 0, &self->w);

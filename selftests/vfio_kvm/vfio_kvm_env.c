@@ -6,12 +6,15 @@
  * through its group and its cdev, a vfio-pci device through its cdev, and
  * iommufd.
  *
- * Devices are discovered through sysfs (overrides: VFIO_KVM_MDEV=<uuid>,
- * VFIO_KVM_PCI=<bdf>). A fixture whose device or interface is absent SKIPs
- * with the reason, so a lab machine reports what it lacks instead of failing;
- * once the device is there, anything that does not work is a failure.
+ * Devices are named by the environment (VFIO_KVM_PCI=<bdf>,
+ * VFIO_KVM_MDEV='<uuid> <uuid>', VFIO_KVM_MKVM=...; see vm_file_utils.h). A
+ * fixture whose device or interface is absent SKIPs with the reason, so a
+ * lab machine reports what it lacks instead of failing; once the device is
+ * there, anything that does not work is a failure. The presence tests FAIL
+ * instead of SKIP for what $VFIO_KVM_REQUIRE says the kernel was built to
+ * have.
  */
-#include "vfio_kvm_utils.h"
+#include "vm_file_utils.h"
 
 /* ------------------------------------------------------------------ KVM */
 
@@ -304,18 +307,17 @@ FIXTURE_VARIANT_ADD(vfio_cdev, vfio_pci)
 
 FIXTURE_SETUP(vfio_cdev)
 {
-	int ret;
-
 	self->iommufd = -1;
 	self->device_fd = -1;
 	self->kvm_fd = -1;
 	self->vm_fd = -1;
 	self->kvm_vfio_fd = -1;
 
-	ret = variant->pci ? vfio_find_pci(&self->dev) :
-			     vfio_find_mtty(&self->dev, 0);
-	if (ret)
+	if (variant->pci) {
+		vfio_find_pci_or_skip(&self->dev);
+	} else if (vfio_find_mtty(&self->dev, 0)) {
 		SKIP(return, "%s", self->dev.why);
+	}
 	if (!self->dev.cdev[0])
 		SKIP(return, "%s has no vfio-dev/vfioX (CONFIG_VFIO_DEVICE_CDEV off?)",
 		     self->dev.sysfs);
@@ -391,6 +393,65 @@ TEST_F(iommufd, ioas_alloc)
 	__u32 ioas_id;
 
 	test_ioas_alloc(self->fd, &ioas_id);
+}
+
+/* --------------------------------------------------------------- presence */
+
+/*
+ * The devices the other tests use, one test each, so that a missing one
+ * cannot hide behind their SKIPs: absent is "not checkable here" (SKIP)
+ * unless $VFIO_KVM_REQUIRE names it (the kernel was built to have it: FAIL);
+ * there but not usable always FAILs.
+ */
+FIXTURE(presence)
+{
+	struct vfio_dev_info dev;
+};
+
+FIXTURE_SETUP(presence)
+{
+}
+
+FIXTURE_TEARDOWN(presence)
+{
+}
+
+/* The two mdevs of @drv the tests use (a second one for two VMs, workers). */
+#define test_two_mdevs(find, feature)                                          \
+	({                                                                     \
+		if (find(&self->dev, 0) || find(&self->dev, 1))                \
+			feature_absent(feature, self->dev.why);                \
+		ASSERT_NE(0, self->dev.group[0])                               \
+			TH_LOG("%s has no iommu_group", self->dev.sysfs);      \
+		ASSERT_NE(0, self->dev.cdev[0])                                \
+			TH_LOG("%s has no vfio-dev cdev", self->dev.sysfs);    \
+	})
+
+/* Rule: two mtty mdevs (the sample, CONFIG_SAMPLE_VFIO_MDEV_MTTY). */
+TEST_F(presence, mtty)
+{
+	test_two_mdevs(vfio_find_mtty, "mtty");
+}
+
+/* Rule: two mkvm mdevs (the series' test sample, CONFIG_SAMPLE_VFIO_MDEV_MKVM). */
+TEST_F(presence, mkvm)
+{
+	test_two_mdevs(vfio_find_mkvm, "mkvm");
+}
+
+/* Rule: $VFIO_KVM_PCI names a device bound to vfio-pci, with a group and a cdev. */
+TEST_F(presence, vfio_pci)
+{
+	int ret = vfio_find_pci(&self->dev);
+
+	ASSERT_NE(-ENODEV, ret) TH_LOG("%s", self->dev.why);
+	if (ret)
+		feature_absent("vfio-pci", self->dev.why);
+	ASSERT_NE(0, self->dev.group[0])
+		TH_LOG("%s has no iommu_group (no IOMMU?)", self->dev.sysfs);
+	ASSERT_NE(0, self->dev.cdev[0])
+		TH_LOG("%s has no vfio-dev cdev (CONFIG_VFIO_DEVICE_CDEV)",
+		       self->dev.sysfs);
 }
 
 TEST_HARNESS_MAIN

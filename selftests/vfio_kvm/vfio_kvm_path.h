@@ -5,13 +5,18 @@
  *
  *   group path: /dev/vfio/<N> in a type1 container, the device fd from
  *               VFIO_GROUP_GET_DEVICE_FD; KVM_DEV_VFIO_FILE_ADD of the group
+ *   iommufd compat container: the group path with /dev/iommu given to
+ *               VFIO_GROUP_SET_CONTAINER (and VFIO_SET_IOMMU, which iommufd
+ *               answers for VFIO): opening the device binds it to iommufd
+ *               (drivers/vfio/group.c; needs no IOMMUFD_VFIO_CONTAINER, which
+ *               only makes /dev/vfio/vfio an iommufd)
  *   cdev path:  /dev/vfio/devices/vfioX bound to an iommufd
  *               (VFIO_DEVICE_BIND_IOMMUFD; a vfio-pci device also attaches
  *               to an IOAS); KVM_DEV_VFIO_FILE_ADD of the cdev fd
  *
- * with three devices: mtty (emulated: iommufd access), vfio-pci (QEMU's edu:
- * a real iommufd idev) and mkvm (emulated, reports the VM it holds, see
- * vfio_kvm_utils.h).
+ * with three devices: mtty (emulated: iommufd access), vfio-pci ($VFIO_KVM_PCI,
+ * QEMU's edu in the test guest: a real iommufd idev on the iommufd paths) and
+ * mkvm (emulated, reports the VM it holds, see vm_file_utils.h).
  *
  * And a model of docs/kernel-behaviour.md's ownership table, from which the
  * tests compute whether the VM must be alive after each step (see
@@ -20,7 +25,7 @@
 #ifndef __SELFTEST_VFIO_KVM_PATH_H
 #define __SELFTEST_VFIO_KVM_PATH_H
 
-#include "vfio_kvm_utils.h"
+#include "vm_file_utils.h"
 
 enum vk_dev_kind {
 	VK_MTTY,
@@ -38,7 +43,8 @@ static const char *const vk_dev_name[] = {
  * The handles of one scenario. VK_FILE is what KVM_DEV_VFIO_FILE_ADD takes:
  * the group fd (group path) or the device cdev fd (cdev path, where it is
  * also the device fd). VK_DEVICE is the device fd of the group path only.
- * VK_IOMMU is the type1 container (group path) or the iommufd (cdev path).
+ * VK_IOMMU is the type1 container (group path) or the iommufd (cdev path,
+ * compat container).
  */
 enum vk_handle {
 	VK_VM,
@@ -52,9 +58,11 @@ enum vk_handle {
 struct vk_path {
 	enum vk_dev_kind kind;
 	bool cdev;
+	bool compat;		/* group path, /dev/iommu as the container */
+	bool broken;		/* vk_path_init(): the named device is not usable */
 	struct vfio_dev_info dev;
 	int kvm_fd;
-	char what[96];		/* "group path, mtty 83b8...", for messages */
+	char what[128];		/* "group path, mtty 83b8...", for messages */
 };
 
 struct vk_handles {
@@ -147,18 +155,21 @@ static inline int vk_kvm_init(struct vk_path *p, char *why, size_t whylen)
  * Find the @nth device of the kind and check the path's nodes, then KVM's
  * side (vk_kvm_init()). On a missing piece: returns false with the reason
  * in @why (the caller SKIPs; nothing is left open). Anything that exists
- * but does not work is the caller's failure (a failed KVM probe returns
- * false with @why starting with "probing").
+ * but does not work is the caller's failure: a failed KVM probe (false,
+ * vk_kvm_probe < 0) or a named device that is not usable (false,
+ * p->broken).
  */
 static inline bool vk_path_init(struct vk_path *p, enum vk_dev_kind kind,
-				bool cdev, int nth, char *why, size_t whylen)
+				bool cdev, bool compat, int nth, char *why,
+				size_t whylen)
 {
-	const char *node;
+	const char *node, *container;
 	int ret;
 
 	memset(p, 0, sizeof(*p));
 	p->kind = kind;
 	p->cdev = cdev;
+	p->compat = compat;
 	p->kvm_fd = -1;
 
 	switch (kind) {
@@ -169,18 +180,18 @@ static inline bool vk_path_init(struct vk_path *p, enum vk_dev_kind kind,
 		ret = vfio_find_mkvm(&p->dev, nth);
 		break;
 	default:
-		ret = nth ? -ENOENT : vfio_find_pci(&p->dev);
-		if (nth)
-			strfmt(p->dev.why, sizeof(p->dev.why),
-			       "only one vfio-pci device is used");
+		ret = vfio_find_pci_nth(&p->dev, nth);
 		break;
 	}
 	if (ret) {
+		p->broken = ret == -ENODEV;
 		strfmt(why, whylen, "%s", p->dev.why);
 		return false;
 	}
-	strfmt(p->what, sizeof(p->what), "%s path, %s %s",
-	       cdev ? "cdev" : "group", vk_dev_name[kind], p->dev.name);
+	strfmt(p->what, sizeof(p->what), "%s, %s %s",
+	       cdev ? "cdev path" : compat ?
+	       "group path (iommufd compat container)" : "group path",
+	       vk_dev_name[kind], p->dev.name);
 
 	node = cdev ? p->dev.cdev : p->dev.group;
 	if (!node[0] || access(node, F_OK)) {
@@ -190,10 +201,11 @@ static inline bool vk_path_init(struct vk_path *p, enum vk_dev_kind kind,
 			      "CONFIG_VFIO_GROUP off?");
 		return false;
 	}
-	if (access(cdev ? IOMMUFD_PATH : VFIO_CONTAINER_PATH, F_OK)) {
-		strfmt(why, whylen, "no %s (%s)",
-		       cdev ? IOMMUFD_PATH : VFIO_CONTAINER_PATH,
-		       cdev ? "CONFIG_IOMMUFD" : "CONFIG_VFIO_CONTAINER");
+	container = cdev || compat ? IOMMUFD_PATH : VFIO_CONTAINER_PATH;
+	if (access(container, F_OK)) {
+		strfmt(why, whylen, "no %s (%s)", container,
+		       cdev || compat ? "CONFIG_IOMMUFD" :
+					"CONFIG_VFIO_CONTAINER or CONFIG_IOMMUFD_VFIO_CONTAINER");
 		return false;
 	}
 	return vk_kvm_init(p, why, whylen) > 0;
@@ -201,13 +213,16 @@ static inline bool vk_path_init(struct vk_path *p, enum vk_dev_kind kind,
 
 /*
  * In a FIXTURE_SETUP: vk_path_init() of the first device, SKIP with the
- * reason if something is missing, fail if the KVM probe itself failed.
+ * reason if something is missing, fail if the KVM probe itself failed or
+ * the device named is not usable.
  */
-#define vk_path_setup(p, kind, cdev)                                           \
+#define vk_path_setup(p, kind, cdev, compat)                                   \
 	({                                                                     \
 		char __why[600];                                               \
-		if (!vk_path_init(p, kind, cdev, 0, __why, sizeof(__why))) {   \
+		if (!vk_path_init(p, kind, cdev, compat, 0, __why,             \
+				  sizeof(__why))) {                            \
 			ASSERT_LE(0, vk_kvm_probe) TH_LOG("%s", __why);        \
+			ASSERT_FALSE((p)->broken) TH_LOG("%s", __why);         \
 			SKIP(return, "%s", __why);                             \
 		}                                                              \
 	})
@@ -239,15 +254,18 @@ static inline void vk_path_fini(struct vk_path *p)
 	})
 
 /*
- * Fixture variants. VK_PATH_VARIANTS: every path, i.e. the group path with
- * mtty and mkvm, the cdev path with mtty, mkvm and the vfio-pci device.
- * VK_CDEV_VARIANTS: the group and the cdev path of one kind of device.
+ * Fixture variants. VK_PATH_VARIANTS: every path with every device: the
+ * group path (type1 container), the cdev path and the group path with the
+ * iommufd compat container ("compat_"), each with mtty, mkvm and the
+ * vfio-pci device. VK_CDEV_VARIANTS: the group and the cdev path of one
+ * kind of device.
  */
-#define VK_PATH_VARIANT(fixture, name, _kind, _cdev)                           \
+#define VK_PATH_VARIANT(fixture, name, _kind, _cdev, _compat)                  \
 	FIXTURE_VARIANT_ADD(fixture, name)                                     \
 	{                                                                      \
 		.kind = _kind,                                                 \
 		.cdev = _cdev,                                                 \
+		.compat = _compat,                                             \
 	}
 
 #define VK_PATH_VARIANTS(fixture)                                              \
@@ -255,12 +273,17 @@ static inline void vk_path_fini(struct vk_path *p)
 	{                                                                      \
 		enum vk_dev_kind kind;                                         \
 		bool cdev;                                                     \
+		bool compat;                                                   \
 	};                                                                     \
-	VK_PATH_VARIANT(fixture, group_mtty, VK_MTTY, false);                  \
-	VK_PATH_VARIANT(fixture, cdev_mtty, VK_MTTY, true);                    \
-	VK_PATH_VARIANT(fixture, cdev_pci, VK_PCI, true);                      \
-	VK_PATH_VARIANT(fixture, group_mkvm, VK_MKVM, false);                  \
-	VK_PATH_VARIANT(fixture, cdev_mkvm, VK_MKVM, true)
+	VK_PATH_VARIANT(fixture, group_mtty, VK_MTTY, false, false);           \
+	VK_PATH_VARIANT(fixture, cdev_mtty, VK_MTTY, true, false);             \
+	VK_PATH_VARIANT(fixture, cdev_pci, VK_PCI, true, false);               \
+	VK_PATH_VARIANT(fixture, group_mkvm, VK_MKVM, false, false);           \
+	VK_PATH_VARIANT(fixture, cdev_mkvm, VK_MKVM, true, false);             \
+	VK_PATH_VARIANT(fixture, group_pci, VK_PCI, false, false);             \
+	VK_PATH_VARIANT(fixture, compat_mtty, VK_MTTY, false, true);           \
+	VK_PATH_VARIANT(fixture, compat_pci, VK_PCI, false, true);             \
+	VK_PATH_VARIANT(fixture, compat_mkvm, VK_MKVM, false, true)
 
 #define VK_CDEV_VARIANTS(fixture)                                              \
 	FIXTURE_VARIANT(fixture)                                               \
@@ -281,12 +304,13 @@ static inline void vk_path_fini(struct vk_path *p)
 
 /*
  * Open the VFIO file (group: container + group, container set, type1v2;
- * cdev: iommufd + device cdev).
+ * compat: the same with /dev/iommu as the container; cdev: iommufd + device
+ * cdev).
  */
 #define vk_open_file(p, h)                                                     \
 	({                                                                     \
-		test_open_rdwr((p)->cdev ? IOMMUFD_PATH : VFIO_CONTAINER_PATH, \
-			       &(h)->fd[VK_IOMMU]);                            \
+		test_open_rdwr((p)->cdev || (p)->compat ? IOMMUFD_PATH :       \
+			       VFIO_CONTAINER_PATH, &(h)->fd[VK_IOMMU]);       \
 		test_open_rdwr((p)->cdev ? (p)->dev.cdev : (p)->dev.group,     \
 			       &(h)->fd[VK_FILE]);                             \
 		if (!(p)->cdev) {                                              \
@@ -357,6 +381,10 @@ static inline int _vk_open_device(const struct vk_path *p, struct vk_handles *h)
  *                close); group path: every open device fd
  *   the open device: group path: its device fd; cdev path: the cdev file, so
  *                it stays bound while the KVM VFIO device holds the file
+ *   VM file   <- the device's iommufd device (idev: vfio-pci bound to an
+ *                iommufd, cdev path or compat container; it takes the open
+ *                device's VM at bind and holds it until unbind, i.e. the
+ *                device's close: SPEC-series-v2 "changed" 1 and 6)
  *
  * The VM file, once released, never comes back (KVM clears its weak
  * pointer), and the VM is alive exactly while its file or struct kvm is
@@ -365,11 +393,13 @@ static inline int _vk_open_device(const struct vk_path *p, struct vk_handles *h)
  */
 struct vk_model {
 	bool cdev;
+	bool idev;		/* the path binds an iommufd device */
 	bool open[VK_NR_HANDLES];	/* fd open */
 	bool assoc;		/* the KVM VFIO device holds the VFIO file */
 	bool cached_vm;		/* ... and the file caches the VM file */
 	bool dev_open;		/* the device is open (cdev: bound) */
 	bool dev_vm;		/* ... and holds the VM file */
+	bool idev_vm;		/* its iommufd device holds the VM file */
 	bool vm_file;		/* the VM file is alive */
 };
 
@@ -389,9 +419,10 @@ static inline void vk_model_settle(struct vk_model *m)
 	else
 		m->dev_open = m->dev_open && m->open[VK_DEVICE];
 	if (!m->dev_open)
-		m->dev_vm = false;
+		m->dev_vm = m->idev_vm = false;	/* unbind: the idev goes too */
 	m->vm_file = m->vm_file &&
-		     (m->open[VK_VM] || m->cached_vm || m->dev_vm);
+		     (m->open[VK_VM] || m->cached_vm || m->dev_vm ||
+		      m->idev_vm);
 }
 
 static inline bool vk_model_vm_alive(const struct vk_model *m)
@@ -400,10 +431,11 @@ static inline bool vk_model_vm_alive(const struct vk_model *m)
 }
 
 /* Start: VM fd and KVM VFIO device fd open. */
-static inline void vk_model_init(struct vk_model *m, bool cdev)
+static inline void vk_model_init(struct vk_model *m, const struct vk_path *p)
 {
 	memset(m, 0, sizeof(*m));
-	m->cdev = cdev;
+	m->cdev = p->cdev;
+	m->idev = p->kind == VK_PCI && (p->cdev || p->compat);
 	m->open[VK_VM] = m->open[VK_KVM_VFIO] = true;
 	m->vm_file = true;
 }
@@ -429,6 +461,7 @@ static inline void vk_model_open_device(struct vk_model *m)
 		m->open[VK_DEVICE] = true;
 	m->dev_open = true;
 	m->dev_vm = m->cached_vm;
+	m->idev_vm = m->idev && m->cached_vm;
 }
 
 /* FILE_DEL needs the KVM VFIO device fd and the VFIO file's fd. */

@@ -22,7 +22,12 @@
  *
  * After every round: the VM is destroyed exactly once, every fd is back.
  * Lockdep splats, KASAN reports and hung tasks fail the test through the
- * kernel-log scan; a deadlock shows as the test's timeout.
+ * kernel-log scan; a deadlock shows as the test's timeout. At the end, every
+ * kind of event the rule names must have happened (successful opens,
+ * FILE_ADDs and FILE_DELs, calls on the closed KVM VFIO device fd; on mkvm
+ * opens that got the VM, and every open read back). Shared state is C11
+ * atomics; the random close timing comes from a seed printed by every run
+ * and taken from $VFIO_KVM_SEED when set.
  */
 #include "vfio_kvm_path.h"
 
@@ -32,6 +37,7 @@
 #define RACE_MS		1000	/* per variant (a round in progress completes) */
 #define RACE_ROUNDS	40	/* at most */
 #define ROUND_MS	40	/* closes happen within this */
+#define SEED_ENV	"VFIO_KVM_SEED"	/* repeat a run's random choices */
 
 FIXTURE(vfio_race)
 {
@@ -47,7 +53,7 @@ FIXTURE_SETUP(vfio_race)
 {
 	self->log.sock = -1;
 	self->null_fd = -1;
-	vk_path_setup(&self->p, variant->kind, variant->cdev);
+	vk_path_setup(&self->p, variant->kind, variant->cdev, variant->compat);
 	vk_log_setup(&self->p, &self->log);
 	self->null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, self->null_fd);
@@ -86,8 +92,9 @@ struct race {
 	/* first unexpected result of a thread, reported by the main thread */
 	atomic_bool failed;
 	char why[160];
-	/* what happened, for the log */
+	/* what happened: each kind is asserted to have happened */
 	atomic_uint adds, dels, opens, opens_vm, opens_none;
+	atomic_uint dead;	/* FILE_ADD/DEL on the closed KVM VFIO device fd */
 };
 
 static void __attribute__((format(printf, 2, 3)))
@@ -123,6 +130,8 @@ static void race_assoc_op(struct race *r, __u64 op, int fd)
 	if (!assoc_errno_ok(errno))
 		race_fail(r, "FILE_%s: %s", op == KVM_DEV_VFIO_FILE_ADD ? "ADD" : "DEL",
 			  strerror(errno));
+	else if (errno == ENOTTY)
+		atomic_fetch_add(&r->dead, 1);
 }
 
 static void *assoc_thread(void *arg)
@@ -243,9 +252,14 @@ static void *device_thread(void *arg)
  */
 TEST_F_TIMEOUT(vfio_race, concurrent_assoc_open_close, 30)
 {
-	unsigned int round, opens = 0, adds = 0, vm_opens = 0, none_opens = 0;
+	unsigned int round, opens = 0, adds = 0, dels = 0, dead = 0;
+	unsigned int vm_opens = 0, none_opens = 0, seed;
 	long long start = now_ms();
-	unsigned int seed = (unsigned int)start;
+	const char *env = getenv(SEED_ENV);
+
+	seed = env && *env ? strtoul(env, NULL, 0) : (unsigned int)start;
+	TH_LOG("%s: seed %u (%s=%u repeats this run's choices)", self->p.what,
+	       seed, SEED_ENV, seed);
 
 	for (round = 0; round < RACE_ROUNDS && now_ms() - start < RACE_MS; round++) {
 		struct race r = { .p = &self->p };
@@ -295,18 +309,27 @@ TEST_F_TIMEOUT(vfio_race, concurrent_assoc_open_close, 30)
 		ASSERT_EQ(self->base_fds, count_open_fds()) TH_LOG("%s", what);
 		opens += r.opens;
 		adds += r.adds;
+		dels += r.dels;
+		dead += r.dead;
 		vm_opens += r.opens_vm;
 		none_opens += r.opens_none;
 	}
 	uevent_log_assert_balanced(&self->log);
-	/* The race must have happened at all. */
+	/* Every kind of event the rule names happened. */
+	ASSERT_LT(0, round);
 	ASSERT_LT(0, opens) TH_LOG("no device open succeeded");
 	ASSERT_LT(0, adds) TH_LOG("no FILE_ADD succeeded");
-	if (self->p.kind == VK_MKVM)
+	ASSERT_LT(0, dels) TH_LOG("no FILE_DEL succeeded");
+	ASSERT_LT(0, dead)
+		TH_LOG("no FILE_ADD/DEL ran on after the KVM VFIO device fd was closed");
+	if (self->p.kind == VK_MKVM) {
+		/* Every open was read back, and some got the VM. */
+		ASSERT_EQ(opens, vm_opens + none_opens);
 		ASSERT_LT(0, vm_opens) TH_LOG("no open got the VM: the lock pattern was not exercised");
-	TH_LOG("%s: %u rounds in %lld ms, %u device opens (%u with the VM, %u without), %u FILE_ADDs",
-	       self->p.what, round, now_ms() - start, opens, vm_opens,
-	       none_opens, adds);
+	}
+	TH_LOG("%s: seed %u, %u rounds in %lld ms, %u device opens (%u with the VM, %u without), %u FILE_ADDs, %u FILE_DELs, %u on the closed KVM VFIO device",
+	       self->p.what, seed, round, now_ms() - start, opens, vm_opens,
+	       none_opens, adds, dels, dead);
 }
 
 TEST_HARNESS_MAIN

@@ -240,12 +240,17 @@ static int setup_iommufd(struct ctx *c)
 }
 
 /* iommufd with a mock device and a nest-parent HWPT on an IOAS. */
-static int setup_mock(struct ctx *c)
+/*
+ * A mock device on an IOAS and a nest-parent HWPT for vIOMMUs.  With
+ * @vm_fd >= 0 the device is bound with that "VM" (MOCK_FLAGS_DEVICE_KVM_VM),
+ * as VFIO binds a device with its VM.
+ */
+static int setup_mock_vm(struct ctx *c, int vm_fd)
 {
 	struct iommu_ioas_alloc ioas = { .size = sizeof(ioas) };
 	struct iommu_test_cmd mock = {
 		.size = sizeof(mock),
-		.op = IOMMU_TEST_OP_MOCK_DOMAIN,
+		.op = IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS,
 	};
 	struct iommu_hwpt_alloc hwpt = {
 		.size = sizeof(hwpt),
@@ -259,15 +264,24 @@ static int setup_mock(struct ctx *c)
 		return FAIL(c, "IOMMU_IOAS_ALLOC");
 	c->ioas = ioas.out_ioas_id;
 	mock.id = c->ioas;
+	if (vm_fd >= 0) {
+		mock.mock_domain_flags.dev_flags = MOCK_FLAGS_DEVICE_KVM_VM;
+		*mock_cmd_kvm_vm_fd(&mock) = vm_fd;
+	}
 	if (ioctl(c->iommufd, IOMMU_TEST_CMD, &mock))
-		return FAIL(c, "IOMMU_TEST_OP_MOCK_DOMAIN");
-	c->idev = mock.mock_domain.out_idev_id;
+		return FAIL(c, "IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS");
+	c->idev = mock.mock_domain_flags.out_idev_id;
 	hwpt.dev_id = c->idev;
 	hwpt.pt_id = c->ioas;
 	if (ioctl(c->iommufd, IOMMU_HWPT_ALLOC, &hwpt))
 		return FAIL(c, "IOMMU_HWPT_ALLOC(NEST_PARENT)");
 	c->hwpt = hwpt.out_hwpt_id;
 	return 0;
+}
+
+static int setup_mock(struct ctx *c)
+{
+	return setup_mock_vm(c, -1);
 }
 
 /* ------------------------------------------------------------- paths */
@@ -428,38 +442,24 @@ static int op_viommu(struct ctx *c)
 	return viommu_cycle(c, VIOMMU_ALLOC_SIZE_7_3, 0, -1);
 }
 
-/* IOMMU_VIOMMU_ALLOC_KVM_VM_FD: the vIOMMU takes the VM named by the fd. */
-static int setup_viommu_kvm(struct ctx *c)
+/*
+ * The mock device bound with a VM (v2: the VM enters iommufd at bind), the
+ * vIOMMU allocated with IOMMU_VIOMMU_ALLOC_KVM_VM_FD naming it.
+ */
+static int setup_viommu_vm(struct ctx *c)
 {
-	if (setup_mock(c) || setup_kvm(c))
+	if (setup_kvm(c))
 		return -1;
 	c->vm = ioctl(c->kvm, KVM_CREATE_VM, 0);
 	if (c->vm < 0)
 		return FAIL(c, "KVM_CREATE_VM");
-	return 0;
+	return setup_mock_vm(c, c->vm);
 }
 
 static int op_viommu_kvm(struct ctx *c)
 {
-	return viommu_cycle(c, sizeof(struct iommu_viommu_alloc_kvm),
-			    VIOMMU_ALLOC_KVM_VM_FD, c->vm);
-}
-
-/* No flag, the mock idev has a VM (DEV_SET_VM): the vIOMMU takes the idev's. */
-static int setup_viommu_devvm(struct ctx *c)
-{
-	struct iommu_test_cmd cmd = {
-		.size = sizeof(cmd),
-		.op = TEST_OP_DEV_SET_VM,
-	};
-
-	if (setup_viommu_kvm(c))
-		return -1;
-	cmd.id = c->idev;
-	test_cmd_vm_args(&cmd)->vm_fd = c->vm;
-	if (ioctl(c->iommufd, IOMMU_TEST_CMD, &cmd))
-		return FAIL(c, "IOMMU_TEST_OP_DEV_SET_VM");
-	return 0;
+	return viommu_cycle(c, VIOMMU_ALLOC_SIZE_KVM,
+			    IOMMU_VIOMMU_ALLOC_KVM_VM_FD, c->vm);
 }
 
 struct path {
@@ -491,13 +491,14 @@ static const struct path paths[] = {
 	PATH("cdev_open_novm", 1, setup_cdev_open_novm, op_cdev_open_novm),
 	PATH("viommu", 1, setup_viommu, op_viommu),
 	/*
-	 * 7.3 refuses the 48-byte struct (kvm_vm_fd is beyond its struct and
-	 * non-zero: E2BIG) and the flag (EOPNOTSUPP).
+	 * 7.3's mock refuses the unknown device flag (EINVAL); the 7.3
+	 * struct, no flag: the vIOMMU takes the device's VM.
 	 */
-	PATH_NA("viommu_kvm", setup_viommu_kvm, op_viommu_kvm, E2BIG,
-		"IOMMU_VIOMMU_ALLOC_KVM_VM_FD:E2BIG/EOPNOTSUPP"),
-	PATH_NA("viommu_devvm", setup_viommu_devvm, op_viommu, 0,
-		"IOMMU_TEST_OP_DEV_SET_VM:EOPNOTSUPP"),
+	PATH_NA("viommu_devvm", setup_viommu_vm, op_viommu, EINVAL,
+		"MOCK_FLAGS_DEVICE_KVM_VM:EINVAL"),
+	/* The same with the flag naming the device's VM. */
+	PATH_NA("viommu_kvm", setup_viommu_vm, op_viommu_kvm, EINVAL,
+		"MOCK_FLAGS_DEVICE_KVM_VM:EINVAL"),
 	PATH("vm_create_mt", 2, setup_vm_create, op_vm_create),
 	PATH("file_add_del_mt", 2, setup_file_add_del, op_file_add_del),
 	PATH("group_open_mt", 2, setup_group_open, op_group_open),

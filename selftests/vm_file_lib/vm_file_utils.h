@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * Helpers shared by the vfio_kvm and iommufd_viommu selftests.
+ * Helpers shared by the vfio_kvm and iommufd_viommu selftests (the
+ * vm_file_lib directory: each suite's Makefile includes vm_file_lib.mk).
  *
+ * - The kernel-log oracle of every test (kmsg_oracle.h): included here, so
+ *   every program of both suites has it without a line of its own.
  * - KVM: VM, vCPU and KVM VFIO device creation, KVM_DEV_VFIO_FILE_ADD/DEL.
  * - Oracles for VM lifetime: the VM's debugfs directory
  *   (/sys/kernel/debug/kvm/<pid>-<vmfd>) and the KVM uevents
  *   (EVENT=create/destroy, STATS_PATH=/kvm/<pid>-<vmfd>) read from a
  *   NETLINK_KOBJECT_UEVENT socket; open fd counting.
- * - VFIO: device discovery through sysfs (mtty mdev, vfio-pci device), group
- *   and device cdev ioctls.
+ * - VFIO: the devices named by the environment (VFIO_KVM_PCI, VFIO_KVM_MDEV,
+ *   VFIO_KVM_MKVM), group and device cdev ioctls.
+ * - What the environment requires to be present (VFIO_KVM_REQUIRE).
  * - iommufd: the few raw ioctls both suites need.
  *
  * Wrappers come in three layers, as in selftests/iommu/iommufd_utils.h:
@@ -23,8 +27,8 @@
  * or SKIPs never gets its teardown; ASSERT_*() aborts the test process (the
  * kernel closes whatever is still open).
  */
-#ifndef __SELFTEST_VFIO_KVM_UTILS_H
-#define __SELFTEST_VFIO_KVM_UTILS_H
+#ifndef __SELFTEST_VM_FILE_UTILS_H
+#define __SELFTEST_VM_FILE_UTILS_H
 
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE	/* pipe2(), as kselftest_harness.h would */
@@ -56,6 +60,7 @@
 #include <linux/vfio.h>
 
 #include "kselftest_harness.h"
+#include "kmsg_oracle.h"
 
 #define KVM_DEV_PATH		"/dev/kvm"
 #define KVM_DEBUGFS_DIR		"/sys/kernel/debug/kvm"
@@ -63,17 +68,29 @@
 #define VFIO_CONTAINER_PATH	"/dev/vfio/vfio"
 #define IOMMUFD_PATH		"/dev/iommu"
 #define MDEV_BUS_DIR		"/sys/bus/mdev/devices"
-#define VFIO_PCI_DRV_DIR	"/sys/bus/pci/drivers/vfio-pci"
 #define PCI_DEV_DIR		"/sys/bus/pci/devices"
 
-/* Environment overrides for device discovery (labs with other devices). */
-#define ENV_MDEV		"VFIO_KVM_MDEV"		/* mdev uuid */
-#define ENV_PCI			"VFIO_KVM_PCI"		/* PCI BDF */
-#define ENV_MKVM		"VFIO_KVM_MKVM"		/* mkvm mdev uuid */
-
-/* QEMU's "edu" device, preferred among vfio-pci devices. */
-#define EDU_VENDOR		0x1234
-#define EDU_DEVICE		0x11e8
+/*
+ * The devices the tests use, named by the environment (as
+ * tools/testing/selftests/vfio takes a BDF); nothing else is touched:
+ *   VFIO_KVM_PCI   the BDF of a device bound to vfio-pci (no default: a
+ *                  test never picks "some vfio-pci device" of a machine)
+ *   VFIO_KVM_MDEV  mtty mdev uuids, space-separated (tests use up to two)
+ *   VFIO_KVM_MKVM  mkvm mdev uuids, space-separated
+ * Without VFIO_KVM_MDEV / VFIO_KVM_MKVM the mdevs of those sample types
+ * (mdev_type "mtty-*", "mkvm-*": test devices that exist only if someone
+ * created them) are used, in name order.
+ */
+#define ENV_MDEV		"VFIO_KVM_MDEV"
+#define ENV_PCI			"VFIO_KVM_PCI"
+#define ENV_MKVM		"VFIO_KVM_MKVM"
+/*
+ * What the kernel under test was built to have (words, space-separated:
+ * mtty mkvm vfio-pci failslab mock-vm-ops; run_tests.sh sets it from the
+ * kernel's .config): a presence test of a required feature FAILs where it
+ * would otherwise SKIP as "not checkable here".
+ */
+#define ENV_REQUIRE		"VFIO_KVM_REQUIRE"
 
 /*
  * VM destruction is normally synchronous with the last close() (the final
@@ -145,25 +162,6 @@ static inline int count_open_fds(void)
 			n++;
 	closedir(d);
 	return n - 1;
-}
-
-static inline int read_sysfs_hex(const char *dir, const char *attr, unsigned long *val)
-{
-	char path[PATH_MAX], buf[32];
-	ssize_t len;
-	int fd;
-
-	strfmt(path, sizeof(path), "%s/%s", dir, attr);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	len = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (len <= 0)
-		return -1;
-	buf[len] = 0;
-	*val = strtoul(buf, NULL, 16);
-	return 0;
 }
 
 /* ------------------------------------------------------------------ KVM */
@@ -574,10 +572,27 @@ static inline bool mdev_is_mtty(const char *sysfs)
 	return mdev_type_is(sysfs, "mtty-");
 }
 
+/* The @nth (from 0) word of @list (space- or comma-separated) into @buf. */
+static inline bool nth_word(const char *list, int nth, char *buf, size_t len)
+{
+	const char *p = list;
+	size_t n;
+
+	for (;;) {
+		p += strspn(p, " ,");
+		n = strcspn(p, " ,");
+		if (!n)
+			return false;
+		if (!nth--)
+			return strfmt(buf, len, "%.*s", (int)n, p);
+		p += n;
+	}
+}
+
 /*
- * The @nth (from 0, in name order) mdev of driver @drv (type "<drv>-*")
- * under /sys/bus/mdev/devices, or the mdev named by $@env (@nth == 0 only).
- * @config names the Kconfig option for the SKIP reason.
+ * The @nth (from 0) mdev of driver @drv: the @nth uuid of $@env_name if it
+ * is set, else the @nth mdev of type "<drv>-*" under /sys/bus/mdev/devices
+ * in name order. @config names the Kconfig option for the SKIP reason.
  * 0 or -ENOENT (d->why).
  */
 static inline int vfio_find_mdev(struct vfio_dev_info *d, const char *drv,
@@ -591,12 +606,17 @@ static inline int vfio_find_mdev(struct vfio_dev_info *d, const char *drv,
 
 	memset(d, 0, sizeof(*d));
 	strfmt(prefix, sizeof(prefix), "%s-", drv);
-	if (env && *env && nth == 0) {
-		strfmt(d->name, sizeof(d->name), "%s", env);
-		strfmt(d->sysfs, sizeof(d->sysfs), "%s/%s", MDEV_BUS_DIR, env);
+	if (env && *env) {
+		if (!nth_word(env, nth, d->name, sizeof(d->name))) {
+			strfmt(d->why, sizeof(d->why),
+			       "%s='%s' names fewer than the %d %s mdevs this test needs",
+			       env_name, env, nth + 1, drv);
+			return -ENOENT;
+		}
+		strfmt(d->sysfs, sizeof(d->sysfs), "%s/%s", MDEV_BUS_DIR, d->name);
 		if (access(d->sysfs, F_OK)) {
-			strfmt(d->why, sizeof(d->why), "%s=%s: no %s",
-			       env_name, env, d->sysfs);
+			strfmt(d->why, sizeof(d->why), "%s: no %s",
+			       env_name, d->sysfs);
 			return -ENOENT;
 		}
 		vfio_dev_paths(d);
@@ -624,7 +644,7 @@ static inline int vfio_find_mdev(struct vfio_dev_info *d, const char *drv,
 	if (found < nth) {
 		if (found < 0)
 			strfmt(d->why, sizeof(d->why),
-			       "no %s mdev under %s (%s; create one: echo $(uuidgen) > /sys/class/mdev_bus/%s/mdev_supported_types/%s1/create; or set %s=<uuid>)",
+			       "no %s mdev under %s (%s; create one: echo $(uuidgen) > /sys/class/mdev_bus/%s/mdev_supported_types/%s1/create; or set %s='<uuid> <uuid>')",
 			       drv, MDEV_BUS_DIR, config, drv, prefix, env_name);
 		else
 			strfmt(d->why, sizeof(d->why),
@@ -636,10 +656,7 @@ static inline int vfio_find_mdev(struct vfio_dev_info *d, const char *drv,
 	return 0;
 }
 
-/*
- * The @nth (from 0, in name order) mtty mdev under /sys/bus/mdev/devices,
- * or the mdev named by $VFIO_KVM_MDEV (@nth == 0 only). 0 or -ENOENT (d->why).
- */
+/* The @nth (from 0) mtty mdev ($VFIO_KVM_MDEV). 0 or -ENOENT (d->why). */
 static inline int vfio_find_mtty(struct vfio_dev_info *d, int nth)
 {
 	return vfio_find_mdev(d, "mtty", "CONFIG_SAMPLE_VFIO_MDEV_MTTY",
@@ -647,62 +664,95 @@ static inline int vfio_find_mtty(struct vfio_dev_info *d, int nth)
 }
 
 /*
- * A PCI device bound to vfio-pci: $VFIO_KVM_PCI if set, else QEMU's edu
- * device, else the first one in name order. 0 or -ENOENT (d->why).
+ * The @nth (from 0) PCI device named by $VFIO_KVM_PCI (one BDF, or several
+ * separated by spaces or commas: the tests use the first, a test that can
+ * spread its work over devices the others): 0 if it is bound to vfio-pci;
+ * -ENOENT if the variable is not set or names fewer devices (d->why:
+ * nothing to test here); -ENODEV if it names no device, or one not bound
+ * to vfio-pci (a broken setup: the caller fails).
  */
-static inline int vfio_find_pci(struct vfio_dev_info *d)
+static inline int vfio_find_pci_nth(struct vfio_dev_info *d, int nth)
 {
 	const char *env = getenv(ENV_PCI);
-	struct dirent **names;
-	bool edu = false;
-	int n, i;
+	char link[PATH_MAX], path[PATH_MAX + 16];
+	ssize_t len;
 
 	memset(d, 0, sizeof(*d));
-	if (env && *env) {
-		strfmt(d->name, sizeof(d->name), "%s", env);
-	} else {
-		n = scandir(VFIO_PCI_DRV_DIR, &names, NULL, alphasort);
-		if (n < 0) {
-			strfmt(d->why, sizeof(d->why),
-			       "no %s (CONFIG_VFIO_PCI off?)", VFIO_PCI_DRV_DIR);
-			return -ENOENT;
-		}
-		for (i = 0; i < n; i++) {
-			const char *bdf = names[i]->d_name;
-			unsigned long vendor, device;
-			char sysfs[PATH_MAX];
-
-			/* Devices are "dddd:bb:dd.f" links; skip bind, new_id... */
-			if (!strchr(bdf, ':') || !strchr(bdf, '.'))
-				goto next;
-			strfmt(sysfs, sizeof(sysfs), "%s/%s", PCI_DEV_DIR, bdf);
-			if (!edu && !read_sysfs_hex(sysfs, "vendor", &vendor) &&
-			    !read_sysfs_hex(sysfs, "device", &device) &&
-			    vendor == EDU_VENDOR && device == EDU_DEVICE) {
-				strfmt(d->name, sizeof(d->name), "%s", bdf);
-				edu = true;
-			} else if (!d->name[0]) {
-				strfmt(d->name, sizeof(d->name), "%s", bdf);
-			}
-next:
-			free(names[i]);
-		}
-		free(names);
-		if (!d->name[0]) {
-			strfmt(d->why, sizeof(d->why),
-			       "no device bound to vfio-pci under %s (bind one, e.g. QEMU's edu; or set %s=<bdf>)",
-			       VFIO_PCI_DRV_DIR, ENV_PCI);
-			return -ENOENT;
-		}
+	if (!env || !*env) {
+		strfmt(d->why, sizeof(d->why),
+		       "%s is not set: name the device to use (%s=<domain:bus:dev.fn> of a device bound to vfio-pci, e.g. QEMU's edu)",
+		       ENV_PCI, ENV_PCI);
+		return -ENOENT;
+	}
+	if (!nth_word(env, nth, d->name, sizeof(d->name))) {
+		strfmt(d->why, sizeof(d->why), "%s='%s' names fewer than %d devices",
+		       ENV_PCI, env, nth + 1);
+		return nth ? -ENOENT : -ENODEV;
 	}
 	strfmt(d->sysfs, sizeof(d->sysfs), "%s/%s", PCI_DEV_DIR, d->name);
 	if (access(d->sysfs, F_OK)) {
-		strfmt(d->why, sizeof(d->why), "no PCI device %s", d->sysfs);
-		return -ENOENT;
+		strfmt(d->why, sizeof(d->why), "%s: %s: no %s", ENV_PCI,
+		       d->name, d->sysfs);
+		return -ENODEV;
+	}
+	strfmt(path, sizeof(path), "%s/driver", d->sysfs);
+	len = readlink(path, link, sizeof(link) - 1);
+	link[len > 0 ? len : 0] = 0;
+	if (len <= 0 || strcmp(strrchr(link, '/') ? strrchr(link, '/') + 1 : link,
+			       "vfio-pci")) {
+		strfmt(d->why, sizeof(d->why), "%s: %s is not bound to vfio-pci (driver: %s)",
+		       ENV_PCI, d->name, len > 0 ? link : "none");
+		return -ENODEV;
 	}
 	vfio_dev_paths(d);
 	return 0;
 }
+
+/* The (first) PCI device named by $VFIO_KVM_PCI: vfio_find_pci_nth(). */
+static inline int vfio_find_pci(struct vfio_dev_info *d)
+{
+	return vfio_find_pci_nth(d, 0);
+}
+
+/*
+ * In a FIXTURE_SETUP: the vfio-pci device of $VFIO_KVM_PCI into @d; SKIP if
+ * none is named, fail if the one named is not there.
+ */
+#define vfio_find_pci_or_skip(d)                                               \
+	({                                                                     \
+		int __ret = vfio_find_pci(d);                                  \
+		ASSERT_NE(-ENODEV, __ret) TH_LOG("%s", (d)->why);              \
+		if (__ret)                                                     \
+			SKIP(return, "%s", (d)->why);                          \
+	})
+
+/* ------------------------------------------------ required features */
+
+/* Does $VFIO_KVM_REQUIRE name @feature? */
+static inline bool feature_required(const char *feature)
+{
+	const char *env = getenv(ENV_REQUIRE);
+	char word[64];
+	int i;
+
+	for (i = 0; env && nth_word(env, i, word, sizeof(word)); i++)
+		if (!strcmp(word, feature))
+			return true;
+	return false;
+}
+
+/*
+ * A presence test's verdict on @feature, which is absent (@why): FAIL if
+ * $VFIO_KVM_REQUIRE names it (the kernel was built to have it), else SKIP:
+ * not checkable on this machine.
+ */
+#define feature_absent(feature, why)                                           \
+	({                                                                     \
+		ASSERT_FALSE(feature_required(feature))                        \
+			TH_LOG("%s: required (%s), but absent: %s", feature,   \
+			       ENV_REQUIRE, why);                              \
+		SKIP(return, "%s absent: %s", feature, why);                   \
+	})
 
 /* ------------------------------------------------------- VFIO ioctls */
 
@@ -1168,4 +1218,4 @@ static inline void raise_nofile(rlim_t want)
 	setrlimit(RLIMIT_NOFILE, &rl);
 }
 
-#endif /* __SELFTEST_VFIO_KVM_UTILS_H */
+#endif /* __SELFTEST_VM_FILE_UTILS_H */
