@@ -253,11 +253,12 @@ static void *device_thread(void *arg)
 TEST_F_TIMEOUT(vfio_race, concurrent_assoc_open_close, 30)
 {
 	unsigned int round, opens = 0, adds = 0, dels = 0, dead = 0;
-	unsigned int vm_opens = 0, none_opens = 0, seed;
+	unsigned int vm_opens = 0, none_opens = 0, seed, seed0;
 	long long start = now_ms();
 	const char *env = getenv(SEED_ENV);
 
 	seed = env && *env ? strtoul(env, NULL, 0) : (unsigned int)start;
+	seed0 = seed;	/* rand_r() advances seed */
 	TH_LOG("%s: seed %u (%s=%u repeats this run's choices)", self->p.what,
 	       seed, SEED_ENV, seed);
 
@@ -332,7 +333,7 @@ TEST_F_TIMEOUT(vfio_race, concurrent_assoc_open_close, 30)
 		ASSERT_LT(0, vm_opens) TH_LOG("no open got the VM: the lock pattern was not exercised");
 	}
 	TH_LOG("%s: seed %u, %u rounds in %lld ms, %u device opens (%u with the VM, %u without), %u FILE_ADDs, %u FILE_DELs, %u on the closed KVM VFIO device",
-	       self->p.what, seed, round, now_ms() - start, opens, vm_opens,
+	       self->p.what, seed0, round, now_ms() - start, opens, vm_opens,
 	       none_opens, adds, dels, dead);
 }
 
