@@ -94,6 +94,20 @@ FIXTURE_VARIANT_ADD(viommu_mix, viommu_none_device_none)
 #define assert_holds(id, v)                                                  \
 	test_cmd_vm_check(id, self->vm_a, mix_vm_state(v))
 
+/*
+ * Both fixtures' start: the prerequisites (SKIP without them), then VMs A
+ * and B, watched in slots 0 and 1.
+ */
+#define mix_vms_setup(self)                                                  \
+	({                                                                   \
+		viommu_kvm_prereq_or_skip(&(self)->kvm_fd, &(self)->fd,      \
+					  &(self)->log);                     \
+		test_vm_create_watched((self)->kvm_fd, &(self)->log, 0,      \
+				       &(self)->wa, &(self)->vm_a);          \
+		test_vm_create_watched((self)->kvm_fd, &(self)->log, 1,      \
+				       &(self)->wb, &(self)->vm_b);          \
+	})
+
 /* @dev_flags for both devices, e.g. MOCK_FLAGS_DEVICE_PASID. */
 static void __mix_devices(struct __test_metadata *_metadata,
 			  FIXTURE_DATA(viommu_mix) *self,
@@ -112,12 +126,7 @@ FIXTURE_SETUP(viommu_mix)
 {
 	self->fd = self->kvm_fd = self->vm_a = self->vm_b = -1;
 	self->log.sock = -1;
-	viommu_kvm_prereq_or_skip(&self->kvm_fd, &self->fd, &self->log);
-
-	test_vm_create_watched(self->kvm_fd, &self->log, 0, &self->wa,
-			       &self->vm_a);
-	test_vm_create_watched(self->kvm_fd, &self->log, 1, &self->wb,
-			       &self->vm_b);
+	mix_vms_setup(self);
 	test_ioctl_ioas_alloc(&self->ioas_id);
 	__mix_devices(_metadata, self, variant, 0);
 	test_cmd_hwpt_alloc(self->owner_dev, self->ioas_id,
@@ -271,11 +280,7 @@ FIXTURE_SETUP(viommu_mix_two)
 {
 	self->fd = self->fd2 = self->kvm_fd = self->vm_a = self->vm_b = -1;
 	self->log.sock = -1;
-	viommu_kvm_prereq_or_skip(&self->kvm_fd, &self->fd, &self->log);
-	test_vm_create_watched(self->kvm_fd, &self->log, 0, &self->wa,
-			       &self->vm_a);
-	test_vm_create_watched(self->kvm_fd, &self->log, 1, &self->wb,
-			       &self->vm_b);
+	mix_vms_setup(self);
 	self->fd2 = iommufd_open();
 	ASSERT_LE(0, self->fd2);
 }

@@ -459,12 +459,7 @@ static void __run_order(struct __test_metadata *_metadata, struct order_ctx *c,
 /* The actions of @family, ascending: the first permutation. */
 static int family_acts(unsigned int family, int *order)
 {
-	int a, n = 0;
-
-	for (a = 0; a < NR_ACTS; a++)
-		if (family & ABIT(a))
-			order[n++] = a;
-	return n;
+	return mask_order(family, NR_ACTS, order);
 }
 
 /*
@@ -548,7 +543,7 @@ typedef void (*worker_fn)(struct __test_metadata *_metadata,
 									     \
 	FIXTURE_TEARDOWN(name)                                               \
 	{                                                                    \
-		workers_kill(&self->w);                                      \
+		workers_reap(&self->w);                                      \
 		if (self->sh != MAP_FAILED)                                  \
 			munmap(self->sh, sizeof(*self->sh));                 \
 	}
@@ -565,12 +560,13 @@ static void __run_workers(struct __test_metadata *_metadata,
 	int order[NR_ACTS], n = family_acts(family, order);
 	unsigned int i, once = 0, total = factorial(n);
 	long long t0 = now_ms();
+	int nr;
 
 	__assert_orders_distinct(_metadata, family);
 	ASSERT_GE(ORDERS_MAX, total);
-	w->nr = workers_count("VIOMMU_ORDER_WORKERS");
-	for (i = 0; i < (unsigned int)w->nr; i++) {
-		pid_t pid = workers_fork(w, i);
+	nr = workers_count("VIOMMU_ORDER_WORKERS", VIOMMU_WORKERS_MAX);
+	for (i = 0; i < (unsigned int)nr; i++) {
+		pid_t pid = worker_fork(w);
 
 		ASSERT_LE(0, pid) TH_LOG("fork: %s", strerror(errno));
 		if (!pid) {
@@ -579,7 +575,7 @@ static void __run_workers(struct __test_metadata *_metadata,
 
 			worker_metadata(&wm, _metadata);
 			ctx_init(&c, v);
-			fn(&wm, &c, sh, family, i, w->nr);
+			fn(&wm, &c, sh, family, i, nr);
 			worker_exit(&wm);
 		}
 	}

@@ -33,12 +33,6 @@ enum vk_dev_kind {
 	VK_PCI,
 };
 
-static const char *const vk_dev_name[] = {
-	[VK_MTTY] = "mtty",
-	[VK_MKVM] = "mkvm",
-	[VK_PCI] = "vfio-pci",
-};
-
 /*
  * The handles of one scenario. VK_FILE is what KVM_DEV_VFIO_FILE_ADD takes:
  * the group fd (group path) or the device cdev fd (cdev path, where it is
@@ -79,13 +73,7 @@ static inline void vk_handles_init(struct vk_handles *h)
 	h->devid = 0;
 }
 
-static inline void vk_handles_close(struct vk_handles *h)
-{
-	int i;
-
-	for (i = 0; i < VK_NR_HANDLES; i++)
-		close_fd(&h->fd[i]);
-}
+void vk_handles_close(struct vk_handles *h);
 
 /* The fd the open device is used through (pread for mkvm). */
 static inline int vk_device_fd(const struct vk_path *p, const struct vk_handles *h)
@@ -97,32 +85,11 @@ static inline int vk_device_fd(const struct vk_path *p, const struct vk_handles 
  * Is the KVM VFIO device available? kvm_has_vfio_device() costs a VM
  * (~110 ms under TCG), so it is probed once per program, before the harness
  * forks the tests (and before any test's uevent socket exists): 1, 0 (no
- * /dev/kvm or no KVM VFIO device: vk_kvm_probe_why says why), -1 (probe
- * failed: the tests fail rather than skip).
+ * /dev/kvm or no KVM VFIO device), -1 (probe failed: the tests fail rather
+ * than skip). vfio_kvm_path.c's constructor sets it: the suite's Makefile
+ * links vfio_kvm_path.o only into the programs that include this header.
  */
-static int vk_kvm_probe = -1;
-static char vk_kvm_probe_why[128];
-
-static void __attribute__((constructor)) vk_kvm_probe_once(void)
-{
-	int kvm_fd = kvm_open();
-
-	if (kvm_fd < 0) {
-		strfmt(vk_kvm_probe_why, sizeof(vk_kvm_probe_why),
-		       "cannot open %s: %s (CONFIG_KVM, virtualization)",
-		       KVM_DEV_PATH, strerror(errno));
-		vk_kvm_probe = 0;
-		return;
-	}
-	vk_kvm_probe = kvm_has_vfio_device(kvm_fd);
-	if (vk_kvm_probe < 0)
-		strfmt(vk_kvm_probe_why, sizeof(vk_kvm_probe_why),
-		       "probing KVM_DEV_TYPE_VFIO: %s", strerror(errno));
-	else if (!vk_kvm_probe)
-		strfmt(vk_kvm_probe_why, sizeof(vk_kvm_probe_why),
-		       "no KVM VFIO device (CONFIG_KVM_VFIO off)");
-	close(kvm_fd);
-}
+extern int vk_kvm_probe;
 
 /*
  * KVM's side of every test: /dev/kvm, the KVM VFIO device, KVM's debugfs
@@ -130,26 +97,7 @@ static void __attribute__((constructor)) vk_kvm_probe_once(void)
  * SKIPs; nothing is left open); -1 if the probe itself failed (the caller
  * fails); 1 with p->kvm_fd open.
  */
-static inline int vk_kvm_init(struct vk_path *p, char *why, size_t whylen)
-{
-	p->kvm_fd = -1;
-	if (vk_kvm_probe <= 0) {
-		strfmt(why, whylen, "%s", vk_kvm_probe_why);
-		return vk_kvm_probe;
-	}
-	if (!kvm_debugfs_available()) {
-		strfmt(why, whylen, "no %s: debugfs must be mounted at /sys/kernel/debug",
-		       KVM_DEBUGFS_DIR);
-		return 0;
-	}
-	p->kvm_fd = kvm_open();
-	if (p->kvm_fd < 0) {
-		strfmt(why, whylen, "cannot open %s: %s", KVM_DEV_PATH,
-		       strerror(errno));
-		return -1;
-	}
-	return 1;
-}
+int vk_kvm_init(struct vk_path *p, char *why, size_t whylen);
 
 /*
  * Find the @nth device of the kind and check the path's nodes, then KVM's
@@ -159,57 +107,9 @@ static inline int vk_kvm_init(struct vk_path *p, char *why, size_t whylen)
  * vk_kvm_probe < 0) or a named device that is not usable (false,
  * p->broken).
  */
-static inline bool vk_path_init(struct vk_path *p, enum vk_dev_kind kind,
-				bool cdev, bool compat, int nth, char *why,
-				size_t whylen)
-{
-	const char *node, *container;
-	int ret;
-
-	memset(p, 0, sizeof(*p));
-	p->kind = kind;
-	p->cdev = cdev;
-	p->compat = compat;
-	p->kvm_fd = -1;
-
-	switch (kind) {
-	case VK_MTTY:
-		ret = vfio_find_mtty(&p->dev, nth);
-		break;
-	case VK_MKVM:
-		ret = vfio_find_mkvm(&p->dev, nth);
-		break;
-	default:
-		ret = vfio_find_pci_nth(&p->dev, nth);
-		break;
-	}
-	if (ret) {
-		p->broken = ret == -ENODEV;
-		strfmt(why, whylen, "%s", p->dev.why);
-		return false;
-	}
-	strfmt(p->what, sizeof(p->what), "%s, %s %s",
-	       cdev ? "cdev path" : compat ?
-	       "group path (iommufd compat container)" : "group path",
-	       vk_dev_name[kind], p->dev.name);
-
-	node = cdev ? p->dev.cdev : p->dev.group;
-	if (!node[0] || access(node, F_OK)) {
-		strfmt(why, whylen, "%s: no %s node (%s)", p->what,
-		       cdev ? "vfio-dev/vfioX" : "/dev/vfio/<group>",
-		       cdev ? "CONFIG_VFIO_DEVICE_CDEV off?" :
-			      "CONFIG_VFIO_GROUP off?");
-		return false;
-	}
-	container = cdev || compat ? IOMMUFD_PATH : VFIO_CONTAINER_PATH;
-	if (access(container, F_OK)) {
-		strfmt(why, whylen, "no %s (%s)", container,
-		       cdev || compat ? "CONFIG_IOMMUFD" :
-					"CONFIG_VFIO_CONTAINER or CONFIG_IOMMUFD_VFIO_CONTAINER");
-		return false;
-	}
-	return vk_kvm_init(p, why, whylen) > 0;
-}
+bool vk_path_init(struct vk_path *p, enum vk_dev_kind kind,
+		  bool cdev, bool compat, int nth, char *why,
+		  size_t whylen);
 
 /*
  * In a FIXTURE_SETUP: vk_path_init() of the first device, SKIP with the
@@ -327,27 +227,7 @@ static inline void vk_path_fini(struct vk_path *p)
  * a fresh IOAS). This is when the device takes the VM cached in the VFIO
  * file. 0, or -1 with errno.
  */
-static inline int _vk_open_device(const struct vk_path *p, struct vk_handles *h)
-{
-	__u32 ioas;
-	int fd;
-
-	if (!p->cdev) {
-		fd = _test_vfio_group_get_device_fd(h->fd[VK_FILE], p->dev.name);
-		if (fd < 0)
-			return -1;
-		h->fd[VK_DEVICE] = fd;
-		return 0;
-	}
-	if (_test_vfio_device_bind_iommufd(h->fd[VK_FILE], h->fd[VK_IOMMU],
-					   &h->devid))
-		return -1;
-	if (p->kind != VK_PCI)
-		return 0;
-	if (_test_ioctl_ioas_alloc(h->fd[VK_IOMMU], &ioas))
-		return -1;
-	return _test_vfio_device_attach_pt(h->fd[VK_FILE], ioas);
-}
+int _vk_open_device(const struct vk_path *p, struct vk_handles *h);
 #define vk_open_device(p, h)                                                   \
 	ASSERT_EQ(0, _vk_open_device(p, h))                                    \
 		TH_LOG("%s: opening the device (%s): %s", (p)->what,           \
@@ -410,20 +290,7 @@ static inline bool vk_model_file_alive(const struct vk_model *m)
 }
 
 /* Propagate releases after a change; call after every step. */
-static inline void vk_model_settle(struct vk_model *m)
-{
-	if (!m->assoc)
-		m->cached_vm = false;
-	if (m->cdev)
-		m->dev_open = m->dev_open && vk_model_file_alive(m);
-	else
-		m->dev_open = m->dev_open && m->open[VK_DEVICE];
-	if (!m->dev_open)
-		m->dev_vm = m->idev_vm = false;	/* unbind: the idev goes too */
-	m->vm_file = m->vm_file &&
-		     (m->open[VK_VM] || m->cached_vm || m->dev_vm ||
-		      m->idev_vm);
-}
+void vk_model_settle(struct vk_model *m);
 
 static inline bool vk_model_vm_alive(const struct vk_model *m)
 {
@@ -431,38 +298,16 @@ static inline bool vk_model_vm_alive(const struct vk_model *m)
 }
 
 /* Start: VM fd and KVM VFIO device fd open. */
-static inline void vk_model_init(struct vk_model *m, const struct vk_path *p)
-{
-	memset(m, 0, sizeof(*m));
-	m->cdev = p->cdev;
-	m->idev = p->kind == VK_PCI && (p->cdev || p->compat);
-	m->open[VK_VM] = m->open[VK_KVM_VFIO] = true;
-	m->vm_file = true;
-}
+void vk_model_init(struct vk_model *m, const struct vk_path *p);
 
 static inline void vk_model_open_file(struct vk_model *m)
 {
 	m->open[VK_FILE] = m->open[VK_IOMMU] = true;
 }
 
-static inline void vk_model_file_add(struct vk_model *m)
-{
-	m->assoc = true;
-	/*
-	 * Only a VM whose file is still alive is cached: KVM's weak pointer
-	 * is cleared when the VM file is released.
-	 */
-	m->cached_vm = m->vm_file;
-}
+void vk_model_file_add(struct vk_model *m);
 
-static inline void vk_model_open_device(struct vk_model *m)
-{
-	if (!m->cdev)
-		m->open[VK_DEVICE] = true;
-	m->dev_open = true;
-	m->dev_vm = m->cached_vm;
-	m->idev_vm = m->idev && m->cached_vm;
-}
+void vk_model_open_device(struct vk_model *m);
 
 /* FILE_DEL needs the KVM VFIO device fd and the VFIO file's fd. */
 static inline bool vk_model_can_del(const struct vk_model *m)
@@ -470,19 +315,9 @@ static inline bool vk_model_can_del(const struct vk_model *m)
 	return m->open[VK_KVM_VFIO] && m->open[VK_FILE];
 }
 
-static inline void vk_model_file_del(struct vk_model *m)
-{
-	m->assoc = false;
-	vk_model_settle(m);
-}
+void vk_model_file_del(struct vk_model *m);
 
-static inline void vk_model_close(struct vk_model *m, enum vk_handle hd)
-{
-	m->open[hd] = false;
-	if (hd == VK_KVM_VFIO)
-		m->assoc = false;	/* its release drops every association */
-	vk_model_settle(m);
-}
+void vk_model_close(struct vk_model *m, enum vk_handle hd);
 
 /* Is the device reachable through an fd (for the mkvm oracle)? */
 static inline bool vk_model_device_fd_open(const struct vk_model *m)

@@ -14,7 +14,7 @@
  * whether the VM's irqfd still injects (kvm_vm_release() has not run).
  */
 #include "vfio_kvm_path.h"
-#include "vk_workers.h"
+#include "workers.h"
 
 #include <sched.h>
 #include <stdatomic.h>
@@ -29,7 +29,7 @@ FIXTURE(vfio_path)
 	struct uevent_log log;
 	struct vk_handles h;	/* scenario handles, closed by teardown */
 	struct vk_handles h2;	/* a second VM's, for re-association */
-	struct vk_workers workers;	/* every_order's, on further devices */
+	struct workers workers;	/* every_order's, on further devices */
 	int base_fds;
 };
 
@@ -37,7 +37,7 @@ VK_PATH_VARIANTS(vfio_path);
 
 FIXTURE_SETUP(vfio_path)
 {
-	vk_workers_forget(&self->workers);
+	workers_forget(&self->workers);
 	vk_handles_init(&self->h);
 	vk_handles_init(&self->h2);
 	self->log.sock = -1;
@@ -48,7 +48,7 @@ FIXTURE_SETUP(vfio_path)
 
 FIXTURE_TEARDOWN(vfio_path)
 {
-	vk_workers_reap(&self->workers);
+	workers_reap(&self->workers);
 	vk_handles_close(&self->h2);
 	vk_handles_close(&self->h);
 	uevent_log_close(&self->log);
@@ -334,8 +334,8 @@ static void run_steps(struct __test_metadata *_metadata,
 		int __i, __status;                                             \
 		bool __done;                                                   \
 		for (__i = 0; __i < (ws)->nr; __i++)                           \
-			ASSERT_TRUE(vk_worker_wait(ws, __i, nohang, &__done,   \
-						   &__status) || !__done)      \
+			ASSERT_TRUE(worker_wait(ws, __i, nohang, &__done,      \
+						&__status) || !__done)         \
 				TH_LOG("every_order worker %d failed: status %#x", \
 				       __i + 1, __status);                     \
 	})
@@ -377,7 +377,7 @@ TEST_F_TIMEOUT(vfio_path, every_order, 1200)
 {
 	static struct vk_orders o;
 	unsigned int want = self->p.cdev ? VK_ORDERS_CDEV : VK_ORDERS_GROUP;
-	struct vk_path others[VK_WORKERS_MAX];
+	struct vk_path others[WORKERS_MAX];
 	unsigned int i, mine = 0;
 	int nr_procs = 1, me = 0, w;
 	long long t0 = now_ms();
@@ -396,14 +396,14 @@ TEST_F_TIMEOUT(vfio_path, every_order, 1200)
 	atomic_init(ran, 0);
 
 	/* A worker per further device of the kind (a named one must work). */
-	while (nr_procs < VK_WORKERS_MAX &&
+	while (nr_procs < WORKERS_MAX &&
 	       vk_path_init(&others[nr_procs], self->p.kind, self->p.cdev,
 			    self->p.compat, nr_procs, why, sizeof(why)))
 		nr_procs++;
-	if (nr_procs < VK_WORKERS_MAX)
+	if (nr_procs < WORKERS_MAX)
 		ASSERT_FALSE(others[nr_procs].broken) TH_LOG("%s", why);
 	for (w = 1; w < nr_procs && !me; w++) {
-		pid_t pid = vk_worker_fork(&self->workers);
+		pid_t pid = worker_fork(&self->workers);
 
 		ASSERT_LE(0, pid) TH_LOG("fork: %s", strerror(errno));
 		if (!pid) {
@@ -433,7 +433,7 @@ TEST_F_TIMEOUT(vfio_path, every_order, 1200)
 		_exit(0);
 	}
 	vk_assert_workers_ok(&self->workers, false);
-	vk_workers_forget(&self->workers);
+	workers_forget(&self->workers);
 	ASSERT_EQ(want, atomic_load(ran))
 		TH_LOG("%s: %u of %u scenarios ran", self->p.what,
 		       atomic_load(ran), want);

@@ -19,7 +19,7 @@
  * - /proc/self/fd back to its count after every scenario.
  */
 #include "vm_file_utils.h"
-#include "vk_workers.h"
+#include "workers.h"
 
 #include <sys/wait.h>
 
@@ -43,12 +43,7 @@ static const char *const handle_name[NR_HANDLES] = {
 /* The handles of @mask, ascending; returns how many. */
 static int handles_of(unsigned int mask, int *order)
 {
-	int h, n = 0;
-
-	for (h = 0; h < NR_HANDLES; h++)
-		if (mask & HBIT(h))
-			order[n++] = h;
-	return n;
+	return mask_order(mask, NR_HANDLES, order);
 }
 
 /* ---------------------------------------------------------- the handles */
@@ -361,7 +356,7 @@ FIXTURE(vm_cycles)
 	int kvm_fd;
 	int sock;
 	int base_fds;
-	struct vk_workers workers;
+	struct workers workers;
 };
 
 FIXTURE_SETUP(vm_cycles)
@@ -372,7 +367,7 @@ FIXTURE_SETUP(vm_cycles)
 
 FIXTURE_TEARDOWN(vm_cycles)
 {
-	vk_workers_reap(&self->workers);
+	workers_reap(&self->workers);
 	close_fd(&self->sock);
 	close_fd(&self->kvm_fd);
 }
@@ -432,7 +427,7 @@ TEST_F_TIMEOUT(vm_cycles, create_destroy_1000, 300)
 		pid_t pid;
 
 		per = (cycles - done) / (workers - w);
-		pid = vk_worker_fork(&self->workers);
+		pid = worker_fork(&self->workers);
 		ASSERT_LE(0, pid) TH_LOG("fork: %s", strerror(errno));
 		if (!pid) {
 			close_fd(&self->sock);
@@ -443,10 +438,10 @@ TEST_F_TIMEOUT(vm_cycles, create_destroy_1000, 300)
 	}
 	ASSERT_EQ(cycles, done);
 	for (w = 0; w < workers; w++)
-		ASSERT_TRUE(vk_worker_wait(&self->workers, w, false, &exited,
-					   &status))
+		ASSERT_TRUE(worker_wait(&self->workers, w, false, &exited,
+					&status))
 			TH_LOG("worker %d failed: status %#x", w, status);
-	vk_workers_forget(&self->workers);
+	workers_forget(&self->workers);
 	/* The workers' VMs are not ours (other pids); ours: none created. */
 	ASSERT_EQ(0, kvm_debugfs_count_own());
 	ASSERT_EQ(self->base_fds, count_open_fds());

@@ -8,47 +8,16 @@
  *
  * A record read from /dev/kmsg is "prio,seq,usec,flags;message\n" followed
  * by " KEY=value" continuation lines (Documentation/ABI/testing/dev-kmsg).
+ *
+ * The functions are kmsg_report.c's (vm_file_lib.mk links it into every
+ * program; guest/ktapwrap.c is built with it).
  */
 #ifndef __SELFTEST_KMSG_REPORT_H
 #define __SELFTEST_KMSG_REPORT_H
 
-#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-/*
- * A report starts a record with one of these (WARN and lockdep:
- * "WARNING: ...", KASAN, KCSAN and friends: "BUG: ...").  Matching only at
- * the start keeps informational lines such as "...: WARNING: See <url>" out.
- */
-static const char *const kmsg_report_prefixes[] = {
-	"BUG:",
-	"WARNING:",
-	"Oops",
-	"kernel BUG at",
-	"general protection fault",
-	"Kernel panic",
-	"UBSAN:",
-	"KFENCE:",
-	"refcount_t:",
-	"unreferenced object",
-	"INFO: task",
-	"INFO: rcu",
-	"rcu: INFO:",
-	NULL,
-};
-
-/* ... and these anywhere in a record. */
-static const char *const kmsg_report_substrings[] = {
-	"DEBUG_LOCKS_WARN_ON",
-	"suspected memory leak",
-	"blocked for more than",
-	"detected stall",
-	NULL,
-};
 
 /* Lines of one report kept (the whole trace is in the full kernel log). */
 #define KMSG_REPORT_LINES	40
@@ -56,20 +25,6 @@ static const char *const kmsg_report_substrings[] = {
 #define KMSG_REPORT_SEQS	64
 /* Bytes of report text kept in all. */
 #define KMSG_REPORT_MAX_TEXT	(64 * 1024)
-
-static inline bool kmsg_is_report(const char *msg)
-{
-	int i;
-
-	for (i = 0; kmsg_report_prefixes[i]; i++)
-		if (!strncmp(msg, kmsg_report_prefixes[i],
-			     strlen(kmsg_report_prefixes[i])))
-			return true;
-	for (i = 0; kmsg_report_substrings[i]; i++)
-		if (strstr(msg, kmsg_report_substrings[i]))
-			return true;
-	return false;
-}
 
 /* The reports seen so far, their lines joined with '\n'. */
 struct kmsg_reports {
@@ -86,29 +41,10 @@ static inline void kmsg_reports_init(struct kmsg_reports *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static inline void kmsg_reports_free(struct kmsg_reports *r)
-{
-	free(r->text);
-	kmsg_reports_init(r);
-}
+void kmsg_reports_free(struct kmsg_reports *r);
 
 /* Append one line of text (dropped beyond KMSG_REPORT_MAX_TEXT). */
-static inline void kmsg_reports_add_line(struct kmsg_reports *r, const char *line)
-{
-	size_t n = strlen(line);
-	char *text;
-
-	if (r->len + n + 2 > KMSG_REPORT_MAX_TEXT)
-		return;
-	text = realloc(r->text, r->len + n + 2);
-	if (!text)
-		return;
-	r->text = text;
-	memcpy(r->text + r->len, line, n);
-	r->len += n;
-	r->text[r->len++] = '\n';
-	r->text[r->len] = '\0';
-}
+void kmsg_reports_add_line(struct kmsg_reports *r, const char *line);
 
 /*
  * Feed one message (the record's text, without its header) with its
@@ -116,45 +52,14 @@ static inline void kmsg_reports_add_line(struct kmsg_reports *r, const char *lin
  * it (call trace, "Freed by task", ...) are kept with it until a separator
  * or a blank line. Returns true if the message started a report.
  */
-static inline bool kmsg_reports_feed(struct kmsg_reports *r,
-				     unsigned long long seq, const char *msg)
-{
-	if (kmsg_is_report(msg)) {
-		if (r->count < KMSG_REPORT_SEQS)
-			r->seq[r->count] = seq;
-		r->count++;
-		r->lines_left = KMSG_REPORT_LINES;
-		kmsg_reports_add_line(r, msg);
-		return true;
-	}
-	if (r->lines_left) {
-		if (!*msg || strstr(msg, "=========") ||
-		    strstr(msg, "---[ end trace"))
-			r->lines_left = 0;
-		else {
-			r->lines_left--;
-			kmsg_reports_add_line(r, msg);
-		}
-	}
-	return false;
-}
+bool kmsg_reports_feed(struct kmsg_reports *r,
+		       unsigned long long seq, const char *msg);
 
 /*
  * Split a record read from /dev/kmsg: its sequence number and its message
  * (first line only, NUL-terminated in place). False if it is malformed.
  */
-static inline bool kmsg_parse_record(char *rec, unsigned long long *seq,
-				     char **msg)
-{
-	char *semi = strchr(rec, ';'), *comma = strchr(rec, ',');
-
-	if (!semi || !comma || comma > semi)
-		return false;
-	*seq = strtoull(comma + 1, NULL, 10);
-	*msg = semi + 1;
-	(*msg)[strcspn(*msg, "\n")] = '\0';
-	return true;
-}
+bool kmsg_parse_record(char *rec, unsigned long long *seq, char **msg);
 
 /*
  * Read every record that is in the kernel log now from @fd (/dev/kmsg,
@@ -162,114 +67,29 @@ static inline bool kmsg_parse_record(char *rec, unsigned long long *seq,
  * number it refuses are read but not fed (e.g. reports already charged to a
  * test). Returns 0, or -errno of a read error other than "drained".
  */
-static inline int kmsg_drain(int fd, struct kmsg_reports *r,
-			     bool (*keep)(unsigned long long seq, void *arg),
-			     void *arg)
-{
-	char rec[8192];
-
-	for (;;) {
-		ssize_t n = read(fd, rec, sizeof(rec) - 1);
-		unsigned long long seq;
-		char *msg;
-
-		if (n < 0) {
-			if (errno == EPIPE) {	/* overwritten before read */
-				r->lost++;
-				continue;
-			}
-			if (errno == EINTR)
-				continue;
-			return errno == EAGAIN ? 0 : -errno;
-		}
-		if (n == 0)
-			return 0;
-		rec[n] = '\0';
-		if (!kmsg_parse_record(rec, &seq, &msg))
-			continue;
-		if (keep && !keep(seq, arg)) {
-			r->lines_left = 0;
-			continue;
-		}
-		kmsg_reports_feed(r, seq, msg);
-	}
-}
+int kmsg_drain(int fd, struct kmsg_reports *r,
+	       bool (*keep)(unsigned long long seq, void *arg),
+	       void *arg);
 
 /* The first line of the first report, into @buf. */
-static inline const char *kmsg_reports_first(const struct kmsg_reports *r,
-					     char *buf, size_t len)
-{
-	size_t n;
-
-	buf[0] = '\0';
-	if (!r->text)
-		return buf;
-	n = strcspn(r->text, "\n");
-	if (n >= len)
-		n = len - 1;
-	memcpy(buf, r->text, n);
-	buf[n] = '\0';
-	return buf;
-}
+const char *kmsg_reports_first(const struct kmsg_reports *r,
+			       char *buf, size_t len);
 
 /* Print every kept line as "@prefix<line>" to @out. */
-static inline void kmsg_reports_print(const struct kmsg_reports *r, FILE *out,
-				      const char *prefix)
-{
-	const char *line = r->text;
-
-	while (line && *line) {
-		size_t n = strcspn(line, "\n");
-
-		fprintf(out, "%s%.*s\n", prefix, (int)n, line);
-		line += n;
-		if (*line)
-			line++;
-	}
-	fflush(out);
-}
+void kmsg_reports_print(const struct kmsg_reports *r, FILE *out,
+			const char *prefix);
 
 /* ------------------------------------------------------------- kmemleak */
 
 #define KMEMLEAK_PATH		"/sys/kernel/debug/kmemleak"
 
 /* Write @cmd ("scan", "clear") to kmemleak. 0 or -errno. */
-static inline int kmemleak_write(const char *cmd)
-{
-	FILE *f = fopen(KMEMLEAK_PATH, "we");
-	int ret = 0;
-
-	if (!f)
-		return -errno;
-	if (fputs(cmd, f) < 0)
-		ret = -errno;
-	if (fclose(f) && !ret)
-		ret = -errno;
-	return ret;
-}
+int kmemleak_write(const char *cmd);
 
 /*
  * Add the unreferenced objects kmemleak lists now (after its last scan) to
  * @r, each a report. 0 or -errno.
  */
-static inline int kmemleak_read(struct kmsg_reports *r)
-{
-	unsigned int before = r->count;
-	char line[512];
-	FILE *f;
-
-	f = fopen(KMEMLEAK_PATH, "re");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = '\0';
-		if (!strncmp(line, "unreferenced object", 19))
-			r->count++;
-		if (r->count > before)
-			kmsg_reports_add_line(r, line);
-	}
-	fclose(f);
-	return 0;
-}
+int kmemleak_read(struct kmsg_reports *r);
 
 #endif /* __SELFTEST_KMSG_REPORT_H */

@@ -1,11 +1,19 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# vm_file_lib: code the vfio_kvm and iommufd_viommu selftests share (headers
-# only: the kernel-log oracle, KVM/VFIO/iommufd helpers, VM-lifetime oracles).
-# A suite's Makefile sets its programs and flags, then includes this, which
-# includes lib.mk:
+# vm_file_lib: code the vfio_kvm and iommufd_viommu selftests share (the
+# kernel-log oracle, KVM/VFIO/iommufd helpers, VM-lifetime oracles, forked
+# workers), as the kernel's kvm selftests share vfio/lib/libvfio.mk. A suite's
+# Makefile sets its programs and flags, then includes this, which includes
+# lib.mk:
 #
 #   include ../vm_file_lib/vm_file_lib.mk
+#
+# VM_FILE_LIB_C is compiled into $(OUTPUT)/vm_file_lib/ and linked into every
+# program of the suite; a suite's own objects ($(OUTPUT)/<name>.o from
+# <name>.c, the rule below) are added to its programs by its Makefile, after
+# the include:
+#
+#   $(TEST_GEN_PROGS): $(OUTPUT)/<suite>_utils.o
 #
 # It sits beside the suites both in this repository (selftests/) and in a
 # kernel tree (tools/testing/selftests/), so each suite builds, installs and
@@ -19,6 +27,13 @@
 # location and adds -I$(selfdir), where "kselftest_harness.h" comes from.
 
 VM_FILE_LIB_DIR := $(realpath $(dir $(lastword $(MAKEFILE_LIST))))
+
+VM_FILE_LIB_C := kmsg_oracle.c
+VM_FILE_LIB_C += kmsg_report.c
+VM_FILE_LIB_C += kvm.c
+VM_FILE_LIB_C += util.c
+VM_FILE_LIB_C += vfio.c
+VM_FILE_LIB_C += workers.c
 
 CFLAGS += -I$(VM_FILE_LIB_DIR)
 # lib.mk rebuilds a program when one of LOCAL_HDRS changes.
@@ -35,3 +50,23 @@ $(shell mkdir -p $(OUTPUT))
 else
 include $(VM_FILE_LIB_DIR)/../lib.mk
 endif
+
+VM_FILE_LIB_OUTPUT := $(OUTPUT)/vm_file_lib
+VM_FILE_LIB_O := $(patsubst %.c,$(VM_FILE_LIB_OUTPUT)/%.o,$(VM_FILE_LIB_C))
+
+$(VM_FILE_LIB_OUTPUT):
+	$(Q)mkdir -p $@
+
+$(VM_FILE_LIB_O): $(VM_FILE_LIB_OUTPUT)/%.o: $(VM_FILE_LIB_DIR)/%.c $(LOCAL_HDRS) | $(VM_FILE_LIB_OUTPUT)
+	$(call msg,CC,,$@)
+	$(Q)$(COMPILE.c) $< -o $@
+
+# A suite's own objects.
+$(OUTPUT)/%.o: %.c $(LOCAL_HDRS)
+	$(call msg,CC,,$@)
+	$(Q)$(COMPILE.c) $< -o $@
+
+# lib.mk links a program's prerequisites but its headers.
+$(TEST_GEN_PROGS): $(VM_FILE_LIB_O)
+
+EXTRA_CLEAN += $(VM_FILE_LIB_OUTPUT)
