@@ -97,22 +97,20 @@ FIXTURE_SETUP(viommu_fail_nth)
 	self->fd = self->kvm_fd = self->vm_fd = self->nth_fd = -1;
 	self->log.sock = -1;
 	viommu_kvm_prereq_or_skip(&self->kvm_fd, NULL, &self->log);
-	why = fail_nth_setup();
+	why = failslab_setup(FAIL_NTH_TASK);
 	if (why) {
 		uevent_log_close(&self->log);
 		close_fd(&self->kvm_fd);
 		ASSERT_NE(0, strncmp(why, "FAIL", 4)) TH_LOG("%s", why);
 		SKIP(return, "%s", why);
 	}
-	self->nth_fd = fail_nth_open();
+	self->nth_fd = fail_nth_open(FAIL_NTH_TASK);
 	ASSERT_LE(0, self->nth_fd) TH_LOG("fail-nth: %s", strerror(errno));
 }
 
 FIXTURE_TEARDOWN(viommu_fail_nth)
 {
-	if (self->nth_fd >= 0)
-		fail_nth_arm(self->nth_fd, 0);
-	close_fd(&self->nth_fd);
+	fail_nth_close(&self->nth_fd);
 	close_fd(&self->fd);
 	close_fd(&self->vm_fd);
 	viommu_kvm_fini(&self->kvm_fd, &self->log);
@@ -202,7 +200,6 @@ TEST_F_TIMEOUT(viommu_fail_nth, sweep, 200)
 {
 	unsigned int n, points = 0, per_step[NR_STEPS] = {};
 	unsigned int lookups[NR_STEPS] = {};
-	struct fail_times before, after;
 	long long t0 = now_ms();
 	enum fail_step step;
 	enum fail_kind kind;
@@ -215,11 +212,8 @@ TEST_F_TIMEOUT(viommu_fail_nth, sweep, 200)
 
 		__setup_round(_metadata, self);
 		new_seq_device(_metadata, self, variant);
-		fail_times_read(&before);
-		ASSERT_EQ(0, fail_nth_arm(self->nth_fd, n));
-		err = run_sequence(self, variant, &step);
-		injected = fail_nth_disarm(self->nth_fd);
-		fail_times_read(&after);
+		fail_nth_call(self->nth_fd, n, run_sequence(self, variant, &step),
+			      err, injected, kind);
 		/*
 		 * A fault injected into the uevent broadcast of a mock
 		 * device (the clone of the message for our uevent socket)
@@ -233,15 +227,11 @@ TEST_F_TIMEOUT(viommu_fail_nth, sweep, 200)
 			err_log = uevent_log_pump(&self->log);
 		}
 		ASSERT_EQ(0, err_log) TH_LOG("uevent socket: %s", strerror(-err_log));
-		kind = fail_kind_between(&before, &after);
 		strfmt(what, sizeof(what), "fail-nth %u (%s, %s)", n,
-		       step_name[step], fail_kind_str(kind));
+		       step_name[step], fail_kind_str(kind, FAIL_NTH_TASK));
 		if (!injected) {
 			/* The sequence has fewer than n points: done. */
-			ASSERT_EQ(0, err)
-				TH_LOG("%s: %s without an injected fault", what,
-				       strerror(err));
-			ASSERT_EQ(FAIL_KIND_NONE, kind) TH_LOG("%s", what);
+			fail_nth_assert_ran_through(err, kind, what);
 		} else {
 			points++;
 			per_step[step]++;

@@ -34,6 +34,7 @@
 
 #include "vm_file_utils.h"
 #include "workers.h"
+#include "fail_nth.h"
 #include "iommufd_test.h"
 #include "viommu_uapi.h"
 
@@ -378,67 +379,6 @@ int send_fd(int sock, int fd, const void *data, size_t len);
 
 /* Receive an fd and exactly @len bytes of payload; the fd or -1. */
 int recv_fd(int sock, void *data, size_t len);
-
-/* ---------------------------------------------------- fault injection */
-
-/*
- * Which fault attribute an injected failure came from: each attribute's
- * "times" is counted down by every failure it injects (also those of
- * fail-nth), so it is set high before a sweep and read around each call.
- */
-#define FAIL_TIMES_SLAB		"/sys/kernel/debug/failslab/times"
-#define FAIL_TIMES_PAGE		"/sys/kernel/debug/fail_page_alloc/times"
-/* the mock's point in iommufd_get_object(): the lookup fails, ENOENT */
-#define FAIL_TIMES_LOOKUP	"/sys/kernel/debug/fail_iommufd/times"
-#define FAIL_TIMES_START	"1000000"
-
-enum fail_kind {
-	FAIL_KIND_NONE,		/* nothing counted down */
-	FAIL_KIND_SLAB,		/* a slab allocation: ENOMEM */
-	FAIL_KIND_PAGE,		/* a page allocation: ENOMEM */
-	FAIL_KIND_LOOKUP,	/* an object lookup (fail_iommufd) */
-	FAIL_KIND_MANY,		/* more than one: a broken oracle */
-};
-
-const char *fail_kind_str(enum fail_kind k);
-
-struct fail_times {
-	long slab, page, lookup;	/* -1: no such attribute */
-};
-
-long fail_times_read_one(const char *path);
-
-void fail_times_read(struct fail_times *t);
-
-/* Which attribute counted down between @a and @b. */
-enum fail_kind fail_kind_between(const struct fail_times *a,
-				 const struct fail_times *b);
-
-/*
- * failslab set up as iommufd_fail_nth.c does: every slab allocation may be
- * failed (also GFP_KERNEL ones), quietly. Returns NULL, or why not: absent
- * (no such file), or broken ("FAIL: ...": there but not working).
- */
-const char *fail_nth_setup(void);
-
-/* This thread's fail-nth file, opened. */
-int fail_nth_open(void);
-
-/* Fail the @n-th fault-injectable call of this thread from now on (0: off). */
-static inline int fail_nth_arm(int nth_fd, unsigned int n)
-{
-	char buf[16];
-	int len = snprintf(buf, sizeof(buf), "%u", n);
-
-	return pwrite(nth_fd, buf, len, 0) == len ? 0 : -1;
-}
-
-/*
- * Disarm; returns true if the armed failure was injected (the counter ran
- * out: the file reads 0), false if the call chain had fewer points.
- */
-bool fail_nth_disarm(int nth_fd);
-
 
 /* ------------------------------------------------------ forked workers */
 

@@ -235,6 +235,14 @@ int _vk_open_device(const struct vk_path *p, struct vk_handles *h);
 				   "VFIO_GROUP_GET_DEVICE_FD",                 \
 		       strerror(errno))
 
+/* Close one handle of @h (it must be open). */
+#define vk_close(h, hd)                                                        \
+	({                                                                     \
+		ASSERT_LE(0, (h)->fd[hd]);                                     \
+		ASSERT_EQ(0, close((h)->fd[hd]));                              \
+		(h)->fd[hd] = -1;                                              \
+	})
+
 /*
  * mkvm only: the open device holds the VM named @want ("none": no VM).
  * Other devices have no such oracle: the tests use destroy timing for them.

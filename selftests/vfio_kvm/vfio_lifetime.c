@@ -55,14 +55,6 @@ FIXTURE_TEARDOWN(vfio_path)
 	vk_path_fini(&self->p);
 }
 
-/* Close one handle of @h (it must be open). */
-#define vk_close(h, hd)                                                        \
-	({                                                                     \
-		ASSERT_LE(0, (h)->fd[hd]);                                     \
-		ASSERT_EQ(0, close((h)->fd[hd]));                              \
-		(h)->fd[hd] = -1;                                              \
-	})
-
 /* Close the VM's own fds: the VM fd, then the KVM VFIO device fd. */
 #define vk_close_vm_fds(h)                                                     \
 	({                                                                     \

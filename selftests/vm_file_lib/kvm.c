@@ -133,7 +133,7 @@ static bool uevent_match(const char *stats_path, const char *want, bool prefix)
 }
 
 int kvm_uevent_recv(int sock, char *buf, size_t size,
-		    const char **event, const char **path)
+		    const char **event, const char **path, const char **pid)
 {
 	for (;;) {
 		const char *devpath = NULL;
@@ -149,6 +149,8 @@ int kvm_uevent_recv(int sock, char *buf, size_t size,
 		char *p;
 
 		*event = *path = NULL;
+		if (pid)
+			*pid = NULL;
 		len = recvmsg(sock, &msg, MSG_DONTWAIT);
 		if (len < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -168,8 +170,10 @@ int kvm_uevent_recv(int sock, char *buf, size_t size,
 				*path = p + 11;
 			else if (!strncmp(p, "DEVPATH=", 8))
 				devpath = p + 8;
+			else if (pid && !strncmp(p, "PID=", 4))
+				*pid = p + 4;
 		}
-		if (*event && *path && devpath &&
+		if (*event && (*path || pid) && devpath &&
 		    !strcmp(devpath, KVM_UEVENT_DEVPATH))
 			return 1;
 	}
@@ -198,7 +202,7 @@ int kvm_uevents_read(int sock, const char *want, bool prefix,
 	int ret;
 
 	while ((ret = kvm_uevent_recv(sock, buf, sizeof(buf), &event,
-				      &path)) > 0) {
+				      &path, NULL)) > 0) {
 		if (!uevent_match(path, want, prefix))
 			continue;
 		if (!strcmp(event, "create"))
@@ -268,7 +272,7 @@ int uevent_log_pump(struct uevent_log *log)
 	int ret, i;
 
 	while ((ret = kvm_uevent_recv(log->sock, buf, sizeof(buf), &event,
-				      &path)) > 0) {
+				      &path, NULL)) > 0) {
 		bool create;
 
 		if (!uevent_match(path, log->prefix, true))

@@ -2,7 +2,7 @@
 #
 # vm_file_lib: code the vfio_kvm and iommufd_viommu selftests share (the
 # kernel-log oracle, KVM/VFIO/iommufd helpers, VM-lifetime oracles, forked
-# workers), as the kernel's kvm selftests share vfio/lib/libvfio.mk. A suite's
+# workers, fail-nth fault injection), as the kernel's kvm selftests share vfio/lib/libvfio.mk. A suite's
 # Makefile sets its programs and flags, then includes this, which includes
 # lib.mk:
 #
@@ -28,7 +28,8 @@
 
 VM_FILE_LIB_DIR := $(realpath $(dir $(lastword $(MAKEFILE_LIST))))
 
-VM_FILE_LIB_C := kmsg_oracle.c
+VM_FILE_LIB_C := fail_nth.c
+VM_FILE_LIB_C += kmsg_oracle.c
 VM_FILE_LIB_C += kmsg_report.c
 VM_FILE_LIB_C += kvm.c
 VM_FILE_LIB_C += util.c

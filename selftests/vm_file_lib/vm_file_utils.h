@@ -292,9 +292,12 @@ struct kvm_uevents {
  * (its EVENT= and STATS_PATH= values) pointing into @buf, 0 once the queue
  * is empty, -errno on error (-ENOBUFS: the socket overflowed, events were
  * lost). Messages not from the kernel or not from the kvm device are skipped.
+ * With @pid, *@pid is its PID= value (or NULL) and events without
+ * STATS_PATH (*@path NULL: a VM without a debugfs dir) are returned too;
+ * without, they are skipped.
  */
 int kvm_uevent_recv(int sock, char *buf, size_t size,
-		    const char **event, const char **path);
+		    const char **event, const char **path, const char **pid);
 
 /*
  * Read every queued uevent and count KVM create/destroy events whose
