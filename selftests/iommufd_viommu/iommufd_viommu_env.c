@@ -213,7 +213,7 @@ FIXTURE_TEARDOWN(presence)
 /* Rule: failslab and fail-nth are there and writable (iommufd_viommu_fail_nth). */
 TEST_F(presence, failslab)
 {
-	const char *why = failslab_setup(FAIL_NTH_TASK);
+	const char *why = failslab_setup();
 
 	if (!why)
 		return;

@@ -97,14 +97,14 @@ FIXTURE_SETUP(viommu_fail_nth)
 	self->fd = self->kvm_fd = self->vm_fd = self->nth_fd = -1;
 	self->log.sock = -1;
 	viommu_kvm_prereq_or_skip(&self->kvm_fd, NULL, &self->log);
-	why = failslab_setup(FAIL_NTH_TASK);
+	why = failslab_setup();
 	if (why) {
 		uevent_log_close(&self->log);
 		close_fd(&self->kvm_fd);
 		ASSERT_NE(0, strncmp(why, "FAIL", 4)) TH_LOG("%s", why);
 		SKIP(return, "%s", why);
 	}
-	self->nth_fd = fail_nth_open(FAIL_NTH_TASK);
+	self->nth_fd = fail_nth_open();
 	ASSERT_LE(0, self->nth_fd) TH_LOG("fail-nth: %s", strerror(errno));
 }
 
@@ -228,7 +228,7 @@ TEST_F_TIMEOUT(viommu_fail_nth, sweep, 200)
 		}
 		ASSERT_EQ(0, err_log) TH_LOG("uevent socket: %s", strerror(-err_log));
 		strfmt(what, sizeof(what), "fail-nth %u (%s, %s)", n,
-		       step_name[step], fail_kind_str(kind, FAIL_NTH_TASK));
+		       step_name[step], fail_kind_str(kind));
 		if (!injected) {
 			/* The sequence has fewer than n points: done. */
 			fail_nth_assert_ran_through(err, kind, what);

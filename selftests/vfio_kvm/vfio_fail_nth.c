@@ -236,13 +236,13 @@ FIXTURE_SETUP(fail_nth)
 	const char *why;
 
 	self->nth_fd = -1;
-	why = failslab_setup(FAIL_NTH_THREAD_SELF);
+	why = failslab_setup();
 	if (why) {
 		ASSERT_NE(0, strncmp(why, "FAIL", 4)) TH_LOG("%s", why);
 		feature_absent("failslab", why);
 	}
 	fn_path_setup(self, variant->mtty, variant->cdev);
-	self->nth_fd = fail_nth_open(FAIL_NTH_THREAD_SELF);
+	self->nth_fd = fail_nth_open();
 	ASSERT_LE(0, self->nth_fd) TH_LOG("%s: %s", FAIL_NTH_PATH, strerror(errno));
 	self->base_fds++;
 }
@@ -468,7 +468,7 @@ TEST_F_TIMEOUT(fail_nth, sweep, 300)
 			      injected, kind);
 		strfmt(what, sizeof(what), "%s, fail-nth %u (%s)",
 		       variant->name, n,
-		       fail_kind_str(kind, FAIL_NTH_THREAD_SELF));
+		       fail_kind_str(kind));
 		if (variant->call != CALL_CREATE_VM)
 			fn_log_pump(&self->log, &self->drops);
 

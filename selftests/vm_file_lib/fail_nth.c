@@ -16,15 +16,11 @@ const char *const fail_attr[NR_FAIL_KINDS] = {
 /* Why failslab_setup() failed: its return value. */
 static char fail_why[300];
 
-const char *fail_kind_str(enum fail_kind k, enum fail_nth_style style)
+const char *fail_kind_str(enum fail_kind k)
 {
-	if (k == FAIL_KIND_LOOKUP && style == FAIL_NTH_TASK)
-		return "fail_iommufd (lookup)";
 	if (k < NR_FAIL_KINDS)
 		return fail_attr[k];
-	if (k == FAIL_KIND_NONE)
-		return "none";
-	return style == FAIL_NTH_TASK ? "several" : "several attributes";
+	return k == FAIL_KIND_NONE ? "none" : "several attributes";
 }
 
 static long fail_times_one(enum fail_kind k)
@@ -66,18 +62,14 @@ enum fail_kind fail_kind_between(const struct fail_times *a,
 	return kind;
 }
 
-/*
- * Write @val to the attribute's file @knob, whose path is left in @path:
- * 0 or -errno, *@opened telling whether the open worked (the write failed).
- */
+/* Write @val to the attribute's file @knob, whose path is left in @path. */
 static int fail_attr_write(char *path, size_t size, enum fail_kind k,
-			   const char *knob, const char *val, bool *opened)
+			   const char *knob, const char *val)
 {
 	int fd, ret = 0;
 
 	strfmt(path, size, FAIL_DEBUGFS "/%s/%s", fail_attr[k], knob);
 	fd = open(path, O_WRONLY | O_CLOEXEC);
-	*opened = fd >= 0;
 	if (fd < 0)
 		return -errno;
 	if (write(fd, val, strlen(val)) < 0)
@@ -87,16 +79,11 @@ static int fail_attr_write(char *path, size_t size, enum fail_kind k,
 }
 
 /* failslab's @path could not be written (-@ret): absent or broken. */
-static const char *failslab_why(const char *path, int ret, bool opened,
-				enum fail_nth_style style)
+static const char *failslab_why(const char *path, int ret)
 {
-	if (opened && style == FAIL_NTH_TASK)
-		strfmt(fail_why, sizeof(fail_why), "FAIL: writing %s: %s", path,
-		       strerror(-ret));
-	else
-		strfmt(fail_why, sizeof(fail_why),
-		       "%sno failslab: %s: %s (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)",
-		       ret == -ENOENT ? "" : "FAIL: ", path, strerror(-ret));
+	strfmt(fail_why, sizeof(fail_why),
+	       "%sno failslab: %s: %s (CONFIG_FAILSLAB, CONFIG_FAULT_INJECTION_DEBUG_FS)",
+	       ret == -ENOENT ? "" : "FAIL: ", path, strerror(-ret));
 	return fail_why;
 }
 
@@ -125,15 +112,7 @@ static void fail_quiet_all(void)
 		closedir(dir);
 }
 
-static void fail_nth_path(char *path, size_t size, enum fail_nth_style style)
-{
-	if (style == FAIL_NTH_TASK)
-		strfmt(path, size, "/proc/self/task/%d/fail-nth", gettid());
-	else
-		strfmt(path, size, "%s", FAIL_NTH_PATH);
-}
-
-const char *failslab_setup(enum fail_nth_style style)
+const char *failslab_setup(void)
 {
 	static const struct {
 		enum fail_kind kind;
@@ -145,58 +124,44 @@ const char *failslab_setup(enum fail_nth_style style)
 	};
 	char path[300];
 	unsigned int i;
-	bool opened;
 	int k, ret;
 
 	/* failslab's is required, the others are optional. */
 	for (i = 0; i < ARRAY_SIZE(gfp); i++) {
 		ret = fail_attr_write(path, sizeof(path), gfp[i].kind,
-				      gfp[i].knob, "N", &opened);
+				      gfp[i].knob, "N");
 		if (ret && gfp[i].kind == FAIL_KIND_SLAB)
-			return failslab_why(path, ret, opened, style);
+			return failslab_why(path, ret);
 	}
 	/*
-	 * "times" high (counted down by every injected failure: tells which
-	 * fired); FAIL_NTH_THREAD_SELF quiets each attribute first.
+	 * Quiet, and "times" high (counted down by every injected failure:
+	 * tells which fired); failslab there but not taking them is broken.
 	 */
 	for (k = 0; k < NR_FAIL_KINDS; k++) {
-		ret = 0;
-		if (style == FAIL_NTH_THREAD_SELF)
-			ret = fail_attr_write(path, sizeof(path), k, "verbose",
-					      "0", &opened);
+		ret = fail_attr_write(path, sizeof(path), k, "verbose", "0");
 		if (!ret)
 			ret = fail_attr_write(path, sizeof(path), k, "times",
-					      FAIL_TIMES_START, &opened);
-		else
-			strfmt(path, sizeof(path), FAIL_DEBUGFS "/%s/times",
-			       fail_attr[k]);
+					      FAIL_TIMES_START);
 		if (!ret || k != FAIL_KIND_SLAB)
 			continue;
-		if (style == FAIL_NTH_TASK)
-			return failslab_why(path, ret, opened, style);
 		strfmt(fail_why, sizeof(fail_why), "FAIL: %s: %s", path,
 		       strerror(-ret));
 		return fail_why;
 	}
-	if (style == FAIL_NTH_TASK)
-		fail_quiet_all();
-	fail_nth_path(path, sizeof(path), style);
-	if (access(path, W_OK)) {
+	/* And any other fault attribute there (e.g. the mock's). */
+	fail_quiet_all();
+	if (access(FAIL_NTH_PATH, W_OK)) {
 		strfmt(fail_why, sizeof(fail_why),
-		       "no %s%s: %s (CONFIG_FAULT_INJECTION_DEBUG_FS)",
-		       style == FAIL_NTH_TASK ? "" : "writable ", path,
-		       strerror(errno));
+		       "no writable %s: %s (CONFIG_FAULT_INJECTION_DEBUG_FS)",
+		       FAIL_NTH_PATH, strerror(errno));
 		return fail_why;
 	}
 	return NULL;
 }
 
-int fail_nth_open(enum fail_nth_style style)
+int fail_nth_open(void)
 {
-	char path[64];
-
-	fail_nth_path(path, sizeof(path), style);
-	return open(path, O_RDWR | O_CLOEXEC);
+	return open(FAIL_NTH_PATH, O_RDWR | O_CLOEXEC);
 }
 
 bool fail_nth_disarm(int nth_fd)

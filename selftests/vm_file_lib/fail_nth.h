@@ -7,9 +7,6 @@
  * attributes set up so that every allocation may fail, quietly, and their
  * "times" counters read around the call to tell which attribute fired.
  * The functions are vm_file_lib's fail_nth.c.
- *
- * The two suites word their SKIP reasons and kind names differently and
- * quiet different sets of attributes: @style keeps each suite's own.
  */
 #ifndef __SELFTEST_VM_FILE_LIB_FAIL_NTH_H
 #define __SELFTEST_VM_FILE_LIB_FAIL_NTH_H
@@ -19,7 +16,7 @@
 #include <unistd.h>
 
 #define FAIL_DEBUGFS		"/sys/kernel/debug"
-/* This thread's fail-nth (FAIL_NTH_TASK names it by /proc/self/task/<tid>). */
+/* This thread's fail-nth. */
 #define FAIL_NTH_PATH		"/proc/thread-self/fail-nth"
 /*
  * Each fault attribute's "times" is counted down by every failure it
@@ -39,24 +36,10 @@ enum fail_kind {
 	FAIL_KIND_MANY,			/* more than one: a broken oracle */
 };
 
-/* Each suite's wording and set-up (see failslab_setup()). */
-enum fail_nth_style {
-	/*
-	 * iommufd_viommu: /proc/self/task/<tid>/fail-nth, every fail*
-	 * attribute of debugfs quiet; kinds "fail_iommufd (lookup)", "several".
-	 */
-	FAIL_NTH_TASK,
-	/*
-	 * vfio_kvm: /proc/thread-self/fail-nth, the attributes of enum
-	 * fail_kind quiet; kinds "fail_iommufd", "several attributes".
-	 */
-	FAIL_NTH_THREAD_SELF,
-};
-
 /* The debugfs directory of each attribute: "failslab"... */
 extern const char *const fail_attr[NR_FAIL_KINDS];
 
-const char *fail_kind_str(enum fail_kind k, enum fail_nth_style style);
+const char *fail_kind_str(enum fail_kind k);
 
 struct fail_times {
 	long t[NR_FAIL_KINDS];	/* -1: no such attribute */
@@ -75,10 +58,10 @@ enum fail_kind fail_kind_between(const struct fail_times *a,
  * run: absent (no such file), or broken ("FAIL: ...": there but not
  * working). (Not fail_nth_setup(): FIXTURE(fail_nth) defines that.)
  */
-const char *failslab_setup(enum fail_nth_style style);
+const char *failslab_setup(void);
 
 /* This thread's fail-nth file, opened read-write. */
-int fail_nth_open(enum fail_nth_style style);
+int fail_nth_open(void);
 
 /* Fail the @n-th fault-injection point of this thread from now on (0: off). */
 static inline int fail_nth_arm(int nth_fd, unsigned int n)
