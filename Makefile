@@ -7,7 +7,7 @@ DEPS := build-essential flex bison bc libelf-dev libssl-dev rsync cpio \
 	xz-utils ccache kmod file git qemu-system-x86 busybox-static \
 	debian-archive-keyring libcap-dev gcc-s390x-linux-gnu gcc-aarch64-linux-gnu \
 	gcc-powerpc64le-linux-gnu \
-	uuid-dev lz4
+	uuid-dev lz4 perl
 
 .PHONY: all test base upstream build check check-series check-suites mutants \
 	bench deps verify peers \
