@@ -430,14 +430,7 @@ stamp_times() {
 # scenario's 2.6 s.  The suites use no legacy INTx (edu gets no IRQ line
 # then; MSI is unaffected), so this changes their cost, not their coverage.
 #
-# la57=off: no 5-level paging in the guest.  7.3's identify_boot_cpu()
-# clears boot_cpu_data.x86_capability with interrupts on, before the
-# alternatives are patched; pgtable_l5_enabled() reads X86_FEATURE_LA57
-# from there, so a timer tick in that window sees 4-level paging's address
-# layout, and KASAN reports every direct-map access of the tick
-# (wild-memory-access in do_raw_spin_lock() of sched_tick()).  With
-# kasan_multi_shot each report outlasts the next tick and the boot never
-# leaves identify_cpu(): 4 of 16 boots hung so, 0 of 12 with la57=off.
+# The machine is GUEST_MACHINE (tools/lib.sh: why la57=off).
 #
 # Two watchdogs: a guest whose init has not spoken after $BOOT_TIMEOUT
 # seconds did not boot, and is booted once more (its console is kept as
@@ -457,7 +450,7 @@ boot() {
 		wd=$!
 		set +e
 		timeout -k 10 "$guest_timeout" qemu-system-x86_64 \
-			-machine q35 -accel tcg -cpu max,la57=off -smp 2 -m 2G \
+			"${GUEST_MACHINE[@]}" \
 			-display none -monitor none -serial stdio -no-reboot \
 			-pidfile "$OUT/qemu.pid" \
 			-device intel-iommu -device edu -device edu \
@@ -480,7 +473,7 @@ boot() {
 # seconds or whose console has been silent for $STALL_TIMEOUT seconds;
 # $OUT/watchdog says which.
 watchdog() {
-	local start=$SECONDS last=$SECONDS size=0 now pid
+	local start=$SECONDS last=$SECONDS size=0 booted=0 now pid
 
 	while [ ! -s "$OUT/qemu.pid" ]; do
 		sleep 1
@@ -488,7 +481,10 @@ watchdog() {
 	done
 	pid=$(cat "$OUT/qemu.pid")
 	while sleep 5 && kill -0 "$pid" 2>/dev/null; do
-		if ! grep -a -q '^# init:' "$CONSOLE"; then
+		if [ "$booted" = 0 ] && grep -a -q '^# init:' "$CONSOLE"; then
+			booted=1
+		fi
+		if [ "$booted" = 0 ]; then
 			[ $((SECONDS - start)) -ge "$BOOT_TIMEOUT" ] || continue
 			echo noboot > "$OUT/watchdog"
 		else
@@ -609,7 +605,7 @@ compare_expectations() {
 
 verdict() {
 	local mode=$1 npatches=$2 guest_timeout=$3 expect=$4
-	local passed failed skipped finished=1 extra
+	local passed failed skipped finished=1 extra watchdog
 
 	echo
 	echo "# Kernel source: $SRC_VERSION; mode: $mode; $npatches patches"
@@ -629,9 +625,10 @@ verdict() {
 	if ! grep -a -q '^# init: done' "$CONSOLE"; then
 		finished=0
 		failed=$((failed + 1))
-		if [ "$(cat "$OUT/watchdog" 2>/dev/null)" = noboot ]; then
+		watchdog=$(cat "$OUT/watchdog" 2>/dev/null || true)
+		if [ "$watchdog" = noboot ]; then
 			echo "# GUEST DID NOT BOOT: no word from its init in ${BOOT_TIMEOUT}s, twice"
-		elif [ "$(cat "$OUT/watchdog" 2>/dev/null)" = stalled ]; then
+		elif [ "$watchdog" = stalled ]; then
 			echo "# GUEST STALLED: its console was silent for ${STALL_TIMEOUT}s"
 		elif [ "$QEMU_RC" = 124 ] || [ "$QEMU_RC" = 137 ]; then
 			echo "# GUEST TIMEOUT after ${guest_timeout}s"

@@ -109,7 +109,7 @@ boot() {
 	{
 		echo "# host: loadavg $(cat /proc/loadavg)"
 		timeout -k 10 "$GUEST_TIMEOUT" qemu-system-x86_64 \
-			-machine q35 -accel tcg -cpu max,la57=off -smp 2 -m 2G \
+			"${GUEST_MACHINE[@]}" \
 			-display none -monitor none -serial stdio -no-reboot \
 			-device intel-iommu -device edu "${icount[@]}" \
 			-kernel "$BDIR/bzImage-$mode" -initrd "$BDIR/initramfs.cpio.gz" \
