@@ -53,6 +53,7 @@ cache_lock() {
 		flock 9
 	fi
 }
+cache_unlock() { flock -u 9; exec 9>&-; }
 
 # A private apt configuration and state in $CACHE/$1 for the sources.list
 # lines in $2, so that the system's sources are never touched; the lists are

@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Mutation run: each patch of linux/mutants/ re-introduces one lifetime bug
-# on top of the full series.  For each: an incremental rebuild, boot and both
-# suites (stopping at the first failure), then the static checks of
-# tools/check-series.sh on the mutated tree.  A mutant is killed when a check or a test
-# fails, or the kernel-log scan trips; it survives when everything passes.
+# on top of the full series.  For each: the static checks of
+# tools/check-series.sh on the mutated source, then (if they pass) an
+# incremental rebuild, boot and both suites, stopping at the first failure.
+# A mutant is killed when a check or a test fails, or the kernel-log scan
+# trips; it survives when everything passes.
 #
 # Results are kept per mutant in $CACHE/mutants/ (keyed by the series, the
 # mutant and the suites), so an interrupted run resumes where it stopped.
@@ -19,6 +20,9 @@ dir=$CACHE/mutants
 report=$REPO/docs/mutants.md
 mkdir -p "$dir" "$REPO/docs"
 
+cache_lock
+resolve_source
+cache_unlock
 mutants=("$@")
 [ ${#mutants[@]} -gt 0 ] || mutants=("$REPO"/linux/mutants/*.patch)
 
@@ -37,6 +41,28 @@ describe() {
 	sed -n '1s/^Mutant: //p' "$1"
 }
 
+# The static checks of a mutant before any build or guest: they read only
+# drivers/vfio (static_checks), so a scratch copy of that directory with
+# the series and the mutant applied is enough (made in the cache: git apply
+# would skip every path inside another git work tree).  A mutant they kill
+# costs a second, not a kernel build and a whole guest run (it passes every
+# test).
+static_first() {
+	local m tmp p rc=0
+
+	m=$(realpath "$1")
+	tmp=$(mktemp -d "$CACHE/static.XXXXXX") || return 3
+	mkdir -p "$tmp/drivers" && cp -r "$SRC/drivers/vfio" "$tmp/drivers/" ||
+		{ rm -rf "$tmp"; return 3; }
+	for p in "${SERIES[@]}" "$m"; do
+		(cd "$tmp" && git apply --include='drivers/vfio/*' "$p") ||
+			{ rc=2; break; }
+	done
+	[ $rc -ne 0 ] || static_checks "$tmp" || rc=1
+	rm -rf "$tmp"
+	return $rc
+}
+
 run_one() {
 	local m=$1 name res log start rc by
 	local -a order
@@ -50,24 +76,31 @@ run_one() {
 	start=$(date +%s)
 	step "$name: $(describe "$m")"
 	rc=0
-	# The suite closest to the mutated code first: with --fail-fast the
-	# run ends at its first failure.
-	if grep -q '^+++ b/drivers/iommu/' "$m"; then
-		order=(--suite iommufd_viommu --suite vfio_kvm)
-	else
-		order=(--suite vfio_kvm --suite iommufd_viommu)
-	fi
-	"$REPO/run_tests.sh" --patch "$m" --fail-fast "${order[@]}" > "$log" 2>&1 || rc=$?
-	by=$(awk '$3 == "fail" { printf "%s%s", sep, $2; sep = ", " }' \
-		"$CACHE/out-patched/results.txt" 2>/dev/null | cut -c1-200)
-	if [ $rc -ne 0 ] && [ -z "$by" ]; then
-		by=$(grep -E '^# (GUEST|KERNEL PANIC)|error:' "$log" | head -n 1)
-		[ -n "$by" ] || by="runner failed (see $log)"
-	fi
-	# The runner's tree now holds the series and the mutant.
-	if [ $rc -eq 0 ] && ! static_checks "$CACHE/tree" >> "$log" 2>&1; then
-		rc=1
+	read_series
+	static_first "$m" > "$log" 2>&1 || rc=$?
+	if [ $rc -eq 1 ]; then
 		by="check-series: $(grep -m1 '^static:' "$log" | sed 's/^static: //')"
+	elif [ $rc -eq 2 ]; then
+		die "$name does not apply to drivers/vfio of the series (see $log)"
+	elif [ $rc -ne 0 ]; then
+		die "$name: no scratch copy of drivers/vfio in $CACHE"
+	else
+		# The suite closest to the mutated code first: with
+		# --fail-fast the run ends at its first failure.
+		if grep -q '^+++ b/drivers/iommu/' "$m"; then
+			order=(--suite iommufd_viommu --suite vfio_kvm)
+		else
+			order=(--suite vfio_kvm --suite iommufd_viommu)
+		fi
+		rm -f "$CACHE/out-patched/results.txt"	# an earlier run's
+		"$REPO/run_tests.sh" --patch "$m" --fail-fast "${order[@]}" \
+			>> "$log" 2>&1 || rc=$?
+		by=$(awk '$3 == "fail" { printf "%s%s", sep, $2; sep = ", " }' \
+			"$CACHE/out-patched/results.txt" 2>/dev/null | cut -c1-200)
+		if [ $rc -ne 0 ] && [ -z "$by" ]; then
+			by=$(grep -E '^# (GUEST|KERNEL PANIC)|error:' "$log" | head -n 1)
+			[ -n "$by" ] || by="runner failed (see $log)"
+		fi
 	fi
 	{
 		key "$m"
