@@ -410,17 +410,19 @@ pack_initramfs() {
 	step "initramfs: ${#KSFT_PROGS[@]} suite programs (run_kselftest.sh), ${#TESTS[@]} others (ktapwrap), $(du -h "$OUT/initramfs.cpio.gz" | cut -f1)"
 }
 
-# stamp_times: the console's top-level lines (program starts and results, init's
-# steps), each after the second of the run it arrived at.
+# stamp_times: the console's program starts and results, each test's start
+# (the harness's "RUN" line) and result (its KTAP line, "# " or two spaces
+# in front), and init's steps, each after the second of the run it arrived
+# at: where the guest's time goes, test by test.
 stamp_times() {
 	perl -MTime::HiRes=time -ne 'BEGIN { $t0 = time; $| = 1 }
 		printf "%7.1f %s", time - $t0, $_
-			if /^(# selftests: |(not )?ok \d+ |# init: )/'
+			if /^(# selftests: |(# |  )?(not )?ok \d+ |(# |  )#  RUN |# init: )/'
 }
 
 # Run the guest; the console goes to $OUT/console.log and, without the
 # kernel log dump at the end, to stdout; $OUT/times.txt has the second of
-# the run at which each program started and ended.  kasan_multi_shot: KASAN
+# the run at which each program and each test started and ended.  kasan_multi_shot: KASAN
 # reports every bad access, not only the first of the boot, so that each
 # test that makes one fails for it.  acpi=noirq: PCI interrupt routing from
 # the BIOS tables, not from ACPI's _PRT.  Under TCG with KASAN and kmemleak,
