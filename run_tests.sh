@@ -422,9 +422,9 @@ stamp_times() {
 
 # Run the guest; the console goes to $OUT/console.log and, without the
 # kernel log dump at the end, to stdout; $OUT/times.txt has the second of
-# the run at which each program and each test started and ended.  kasan_multi_shot: KASAN
-# reports every bad access, not only the first of the boot, so that each
-# test that makes one fails for it.  acpi=noirq: PCI interrupt routing from
+# the run at which each program and each test started and ended.
+# kasan_multi_shot: KASAN reports every bad access, not only the first of
+# the boot, so that each test that makes one fails for it.  acpi=noirq: PCI interrupt routing from
 # the BIOS tables, not from ACPI's _PRT.  Under TCG with KASAN and kmemleak,
 # evaluating q35's _PRT in the AML interpreter takes about a second, and
 # vfio-pci does it in every pci_enable_device()/pci_disable_device(), i.e.

@@ -23,12 +23,12 @@ mkdir -p "$dir" "$REPO/docs"
 cache_lock
 resolve_source
 cache_unlock
+read_series
 mutants=("$@")
 [ ${#mutants[@]} -gt 0 ] || mutants=("$REPO"/linux/mutants/*.patch)
 
 # What a result depends on: the series, the suites, the runner, the mutant.
 key() {
-	read_series
 	{
 		cat "${SERIES[@]}" "$1"
 		find "$REPO/selftests" "$REPO/guest" -type f | sort | xargs cat
@@ -42,20 +42,24 @@ describe() {
 }
 
 # The static checks of a mutant before any build or guest: they read only
-# drivers/vfio (static_checks), so a scratch copy of that directory with
-# the series and the mutant applied is enough (made in the cache: git apply
-# would skip every path inside another git work tree).  A mutant they kill
+# STATIC_DIRS, so a scratch copy of those with the series and the mutant
+# applied is enough (made in the cache: git apply would skip every path
+# inside another git work tree).  A mutant they kill
 # costs a second, not a kernel build and a whole guest run (it passes every
 # test).
 static_first() {
-	local m tmp p rc=0
+	local m tmp p d rc=0
+	local -a include=()
 
 	m=$(realpath "$1")
 	tmp=$(mktemp -d "$CACHE/static.XXXXXX") || return 3
-	mkdir -p "$tmp/drivers" && cp -r "$SRC/drivers/vfio" "$tmp/drivers/" ||
-		{ rm -rf "$tmp"; return 3; }
+	for d in "${STATIC_DIRS[@]}"; do
+		mkdir -p "$tmp/$(dirname "$d")" && cp -r "$SRC/$d" "$tmp/$d" ||
+			{ rm -rf "$tmp"; return 3; }
+		include+=(--include="$d/*")
+	done
 	for p in "${SERIES[@]}" "$m"; do
-		(cd "$tmp" && git apply --include='drivers/vfio/*' "$p") ||
+		(cd "$tmp" && git apply "${include[@]}" "$p") ||
 			{ rc=2; break; }
 	done
 	[ $rc -ne 0 ] || static_checks "$tmp" || rc=1
@@ -76,14 +80,13 @@ run_one() {
 	start=$(date +%s)
 	step "$name: $(describe "$m")"
 	rc=0
-	read_series
 	static_first "$m" > "$log" 2>&1 || rc=$?
 	if [ $rc -eq 1 ]; then
 		by="check-series: $(grep -m1 '^static:' "$log" | sed 's/^static: //')"
 	elif [ $rc -eq 2 ]; then
-		die "$name does not apply to drivers/vfio of the series (see $log)"
+		die "$name does not apply to ${STATIC_DIRS[*]} of the series (see $log)"
 	elif [ $rc -ne 0 ]; then
-		die "$name: no scratch copy of drivers/vfio in $CACHE"
+		die "$name: no scratch copy of ${STATIC_DIRS[*]} in $CACHE"
 	else
 		# The suite closest to the mutated code first: with
 		# --fail-fast the run ends at its first failure.
