@@ -32,15 +32,12 @@
 /* ------------------------------------------------------ fault injection */
 
 /*
- * The errno a call answers when the point of @kind fails: ENOMEM for an
- * allocation; iommufd_get_object()'s ENOENT for a lookup (none of the
- * calls here looks an iommufd object up: it would be reported with it).
+ * The iommufd points (fail_iommufd: iommufd_should_fail(), CONFIG_IOMMUFD_TEST)
+ * a call can pass answer different errnos: ENOENT in iommufd_get_object(),
+ * EINVAL in iopt_table_enforce_dev_resv_regions(), ... Each variant lists
+ * the errnos of the ones its call passes, in order (at most this many).
  */
-static const int fail_errno[NR_FAIL_KINDS] = {
-	[FAIL_KIND_SLAB] = ENOMEM,
-	[FAIL_KIND_PAGE] = ENOMEM,
-	[FAIL_KIND_LOOKUP] = ENOENT,
-};
+#define FN_IOMMUFD_POINTS	4
 
 /* ----------------------------------------------- KVM_CREATE_VM's VM */
 
@@ -102,13 +99,14 @@ static int vm_destroy_events_wait(int sock, const struct kvm_vm_id *id,
 /* --------------------------------------------------------- set-up */
 
 /*
- * In a FIXTURE_SETUP: KVM's side (vk_kvm_init()) or, with @mtty, the first
- * mtty device on the group (type1 container) or cdev path with it; the
- * uevent log; the fd count. SKIP with the reason when something is absent,
- * FAIL when it is broken or when $VFIO_KVM_REQUIRE names mtty and it is
- * absent.
+ * In a FIXTURE_SETUP: KVM's side (vk_kvm_init()) or, with @dev, the first
+ * device of @kind on the path (@cdev, @compat: see vfio_kvm_path.h) with
+ * it; the uevent log; the fd count. SKIP with the reason when something is
+ * absent, FAIL when it is broken or when $VFIO_KVM_REQUIRE names mtty and
+ * it is absent (a vfio-pci device is named by $VFIO_KVM_PCI: set to
+ * something unusable, the path is broken).
  */
-#define fn_path_setup(self, mtty, cdev)                                        \
+#define fn_path_setup(self, dev, kind, cdev, compat)                           \
 	({                                                                     \
 		char __why[600];                                               \
 		bool __ok;                                                     \
@@ -116,9 +114,9 @@ static int vm_destroy_events_wait(int sock, const struct kvm_vm_id *id,
 		vk_handles_init(&(self)->h);                                   \
 		(self)->log.sock = -1;                                         \
 		(self)->p.kvm_fd = -1;                                         \
-		if (mtty)                                                      \
-			__ok = vk_path_init(&(self)->p, VK_MTTY, cdev, false,  \
-					    0, __why, sizeof(__why));          \
+		if (dev)                                                       \
+			__ok = vk_path_init(&(self)->p, kind, cdev, compat, 0, \
+					    __why, sizeof(__why));             \
 		else                                                           \
 			__ok = vk_kvm_init(&(self)->p, __why,                  \
 					   sizeof(__why)) > 0;                 \
@@ -128,13 +126,14 @@ static int vm_destroy_events_wait(int sock, const struct kvm_vm_id *id,
 			vk_path_fini(&(self)->p);                              \
 			ASSERT_LE(0, vk_kvm_probe) TH_LOG("%s", __why);        \
 			ASSERT_FALSE((self)->p.broken) TH_LOG("%s", __why);    \
-			if ((mtty) && feature_required("mtty"))                \
+			if ((dev) && (kind) == VK_MTTY &&                      \
+			    feature_required("mtty"))                          \
 				ASSERT_EQ(0, vfio_find_mtty(&__d, 0))          \
 					TH_LOG("mtty: required (%s), but absent: %s", \
 					       ENV_REQUIRE, __d.why);          \
 			SKIP(return, "%s", __why);                             \
 		}                                                              \
-		if (!(mtty))                                                   \
+		if (!(dev))                                                    \
 			strfmt((self)->p.what, sizeof((self)->p.what), "KVM"); \
 		vk_log_setup(&(self)->p, &(self)->log);                        \
 		vk_base_fds_setup(&(self)->base_fds);                          \
@@ -193,8 +192,12 @@ FIXTURE_VARIANT(fail_nth)
 {
 	const char *name;	/* the call, for the messages */
 	enum fn_call call;
-	bool mtty;		/* needs the mtty device */
-	bool cdev;		/* on the cdev path (else the group path) */
+	bool dev;		/* needs a device: */
+	enum vk_dev_kind kind;	/* this one (mtty or vfio-pci), */
+	bool cdev;		/* on the cdev path (else the group path), */
+	bool compat;		/* group path: in the iommufd compat container */
+	/* the errno of each fail_iommufd point the call passes, in order */
+	int iommufd_errno[FN_IOMMUFD_POINTS];
 };
 
 FIXTURE_VARIANT_ADD(fail_nth, create_vm)
@@ -210,25 +213,44 @@ FIXTURE_VARIANT_ADD(fail_nth, create_device)
 FIXTURE_VARIANT_ADD(fail_nth, file_add_group)
 {
 	.name = "KVM_DEV_VFIO_FILE_ADD(group)", .call = CALL_FILE_ADD,
-	.mtty = true, .cdev = false,
+	.dev = true, .kind = VK_MTTY, .cdev = false,
 };
 
 FIXTURE_VARIANT_ADD(fail_nth, file_add_cdev)
 {
 	.name = "KVM_DEV_VFIO_FILE_ADD(cdev)", .call = CALL_FILE_ADD,
-	.mtty = true, .cdev = true,
+	.dev = true, .kind = VK_MTTY, .cdev = true,
 };
 
 FIXTURE_VARIANT_ADD(fail_nth, group_get_device_fd)
 {
 	.name = "VFIO_GROUP_GET_DEVICE_FD", .call = CALL_OPEN,
-	.mtty = true, .cdev = false,
+	.dev = true, .kind = VK_MTTY, .cdev = false,
 };
 
 FIXTURE_VARIANT_ADD(fail_nth, cdev_bind_iommufd)
 {
 	.name = "VFIO_DEVICE_BIND_IOMMUFD", .call = CALL_OPEN,
-	.mtty = true, .cdev = true,
+	.dev = true, .kind = VK_MTTY, .cdev = true,
+};
+
+/* The physical device: iommufd_device_bind() and its error exits. */
+FIXTURE_VARIANT_ADD(fail_nth, cdev_bind_iommufd_pci)
+{
+	.name = "VFIO_DEVICE_BIND_IOMMUFD(vfio-pci)", .call = CALL_OPEN,
+	.dev = true, .kind = VK_PCI, .cdev = true,
+};
+
+/*
+ * The same bind, from the group path: then vfio_iommufd_compat_attach_ioas()
+ * attaches the device to the compat IOAS (iommufd_device_change_pt()'s
+ * lookup, iommufd_device_attach_reserved_iova()).
+ */
+FIXTURE_VARIANT_ADD(fail_nth, compat_get_device_fd_pci)
+{
+	.name = "VFIO_GROUP_GET_DEVICE_FD(vfio-pci, iommufd compat)",
+	.call = CALL_OPEN, .dev = true, .kind = VK_PCI, .compat = true,
+	.iommufd_errno = { ENOENT, EINVAL },
 };
 
 FIXTURE_SETUP(fail_nth)
@@ -241,7 +263,8 @@ FIXTURE_SETUP(fail_nth)
 		ASSERT_NE(0, strncmp(why, "FAIL", 4)) TH_LOG("%s", why);
 		feature_absent("failslab", why);
 	}
-	fn_path_setup(self, variant->mtty, variant->cdev);
+	fn_path_setup(self, variant->dev, variant->kind, variant->cdev,
+		      variant->compat);
 	self->nth_fd = fail_nth_open();
 	ASSERT_LE(0, self->nth_fd) TH_LOG("%s: %s", FAIL_NTH_PATH, strerror(errno));
 	self->base_fds++;
@@ -293,6 +316,12 @@ static int fn_call(FIXTURE_DATA(fail_nth) *self,
 					   KVM_DEV_VFIO_FILE_ADD,
 					   h->fd[VK_FILE]) ? errno : 0;
 	default:
+		/* On the cdev path the BIND alone (a vfio-pci device is not attached). */
+		if (self->p.cdev)
+			return _test_vfio_device_bind_iommufd(h->fd[VK_FILE],
+							      h->fd[VK_IOMMU],
+							      &h->devid) ?
+				       errno : 0;
 		return _vk_open_device(&self->p, h) ? errno : 0;
 	}
 }
@@ -413,8 +442,12 @@ static void fn_check_file_add(struct __test_metadata *_metadata,
  * vfio_device_group_get_kvm_safe() (out_put_kvm), and anon_inode_getfile()'s
  * failure after the open (vfio_df_group_close(): the VM reference dropped).
  * VFIO_DEVICE_BIND_IOMMUFD: vfio_df_ioctl_bind_iommufd(): vfio_df_open()'s
- * failure after vfio_df_get_kvm_safe() (out_put_kvm; the mtty device binds
- * an iommufd access).
+ * failure after vfio_df_get_kvm_safe() (out_put_kvm). The mtty device binds
+ * an iommufd access; the vfio-pci device, on the cdev path and in the
+ * compat container, an iommufd_device: iommufd_device_bind() takes the VM
+ * file before iommufd_bind_iommu() (iommufd_get_group()'s allocations, the
+ * DMA-owner claim), whose failure leaves iommufd_device_destroy() a
+ * half-made device that must still drop it.
  * A failed call installs no fd and leaves the device closed: it opens now.
  * Either way the open device pins the VM past the VM fds, and the VM dies,
  * once, with the device.
@@ -453,10 +486,10 @@ static void fn_check_open(struct __test_metadata *_metadata,
  */
 TEST_F_TIMEOUT(fail_nth, sweep, 300)
 {
-	unsigned int n, points = 0, failed = 0;
+	unsigned int n, points = 0, failed = 0, lookups = 0;
 	long long t0 = now_ms();
 	enum fail_kind kind;
-	int err, fds, vm_fd_nr;
+	int err, want, fds, vm_fd_nr;
 	char what[160];
 	bool injected;
 
@@ -479,12 +512,20 @@ TEST_F_TIMEOUT(fail_nth, sweep, 300)
 			points++;
 			ASSERT_GT(NR_FAIL_KINDS, kind)
 				TH_LOG("%s: injected, but not by one known attribute", what);
+			if (kind != FAIL_KIND_LOOKUP) {
+				want = ENOMEM;
+			} else {
+				ASSERT_GT(FN_IOMMUFD_POINTS, lookups)
+					TH_LOG("%s: more iommufd points than known", what);
+				want = variant->iommufd_errno[lookups++];
+				ASSERT_NE(0, want)
+					TH_LOG("%s: more iommufd points than known", what);
+			}
 			if (err) {
 				failed++;
-				ASSERT_EQ(fail_errno[kind], err)
+				ASSERT_EQ(want, err)
 					TH_LOG("%s: %s, expected %s", what,
-					       strerror(err),
-					       strerror(fail_errno[kind]));
+					       strerror(err), strerror(want));
 			}
 		}
 
@@ -586,7 +627,7 @@ static bool fd_is_anon(int fd, const char *name)
 	FIXTURE_SETUP(fixture)                                                 \
 	{                                                                      \
 		self->ro = NULL;                                               \
-		fn_path_setup(self, mtty, true);                               \
+		fn_path_setup(self, mtty, VK_MTTY, true, false);              \
 	}                                                                      \
 	FIXTURE_TEARDOWN(fixture)                                              \
 	{                                                                      \
