@@ -515,9 +515,9 @@ TEST_F_TIMEOUT(fail_nth, sweep, 300)
 			if (kind != FAIL_KIND_LOOKUP) {
 				want = ENOMEM;
 			} else {
-				ASSERT_GT(FN_IOMMUFD_POINTS, lookups)
-					TH_LOG("%s: more iommufd points than known", what);
-				want = variant->iommufd_errno[lookups++];
+				want = lookups < FN_IOMMUFD_POINTS ?
+					       variant->iommufd_errno[lookups] : 0;
+				lookups++;
 				ASSERT_NE(0, want)
 					TH_LOG("%s: more iommufd points than known", what);
 			}
